@@ -1,0 +1,160 @@
+"""Command line: ``python -m pass_ref {generate, demo, overhead}``.
+
+    python -m pass_ref generate "def add(a, b):" --method pass --lookahead 4
+    python -m pass_ref demo            # what `make demo` runs
+    python -m pass_ref overhead        # Python-side cost of the loops vs model forward time
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+from . import autoregressive_generate, load_model, pass_generate, speculative_generate, truncated_draft_model
+from .lookahead import LookaheadEmbeddings
+from .viz import highlight_terminal, legend_terminal, summary_line
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def resolve_lookahead(spec: str, model) -> LookaheadEmbeddings:
+    """``--lookahead`` value: an integer L (untrained [UNK] vectors) or a saved directory."""
+    if spec.isdigit():
+        return LookaheadEmbeddings.from_token(model, int(spec))
+    path = Path(spec)
+    if not path.is_dir():
+        raise SystemExit(f"--lookahead must be an integer L or a directory saved by save_pretrained, got {spec!r}")
+    return LookaheadEmbeddings.from_pretrained(path, model=model)
+
+
+def _encode(tokenizer, prompt: str) -> torch.Tensor:
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    if ids.shape[1] == 0:
+        raise SystemExit("the prompt encodes to zero tokens")
+    return ids
+
+
+def cmd_generate(args) -> int:
+    model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
+    ids = _encode(tokenizer, args.prompt)
+    common = dict(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        eos_token_id=None if args.ignore_eos else tokenizer.eos_token_id,
+        seed=args.seed,
+    )
+    if args.method == "ar":
+        out = autoregressive_generate(model, ids, **common)
+    elif args.method == "pass":
+        out = pass_generate(model, resolve_lookahead(args.lookahead, model), ids, **common)
+    else:
+        draft = truncated_draft_model(model, args.draft_layers)
+        out = speculative_generate(model, draft, ids, num_draft_tokens=args.num_draft_tokens, **common)
+    print(args.prompt + highlight_terminal(out, tokenizer))
+    print(legend_terminal())
+    print(summary_line(out, args.method))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .data import humaneval_prompts
+
+    prompt = humaneval_prompts()[args.problem]
+    print(f"Loading the default model (SmolLM2-135M-Instruct, float32) ...")
+    model, tokenizer = load_model(args.model, dtype=torch.float32)
+    ids = _encode(tokenizer, prompt)
+    lookahead = LookaheadEmbeddings.from_token(model, 4)
+    print(
+        "Look-ahead embeddings: untrained, every [LA]_i set to the UNK-token embedding (the paper's "
+        "'[UNK] look-ahead' baseline).\nTrained embeddings come with `make train`; expect few accepted drafts here.\n"
+    )
+    kwargs = dict(max_new_tokens=args.max_new_tokens, eos_token_id=tokenizer.eos_token_id)
+    ar = autoregressive_generate(model, ids, **kwargs)
+    ps = pass_generate(model, lookahead, ids, **kwargs)
+    print("=" * 30 + " HumanEval prompt " + "=" * 30)
+    print(prompt)
+    print("=" * 30 + " autoregressive (greedy) " + "=" * 23)
+    print(tokenizer.decode(ar.new_tokens))
+    print("=" * 30 + " PaSS, L = 4 (greedy) " + "=" * 26)
+    print(highlight_terminal(ps, tokenizer))
+    print(legend_terminal())
+    print("=" * 78)
+    same = torch.equal(ar.new_tokens, ps.new_tokens)
+    print(f"Greedy PaSS produced exactly the autoregressive tokens (float32): {same}")
+    print(f"autoregressive: {ar.stats.calls_per_token:.3f} model calls per token ({summary_line(ar)})")
+    print(f"PaSS [UNK] L=4: {ps.stats.calls_per_token:.3f} model calls per token ({summary_line(ps)})")
+    return 0 if same else 1
+
+
+def cmd_overhead(args) -> int:
+    """Per-iteration wall time vs time inside model forward passes, bfloat16 by default."""
+    from .data import humaneval_prompts
+
+    model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype])
+    lookahead = LookaheadEmbeddings.from_token(model, args.lookahead)
+    rows = {"autoregressive": [], f"PaSS L={args.lookahead}": []}
+    for prompt in humaneval_prompts(args.prompts):
+        ids = _encode(tokenizer, prompt)
+        for name in rows:
+            if name == "autoregressive":
+                out = autoregressive_generate(model, ids, max_new_tokens=args.max_new_tokens)
+            else:
+                out = pass_generate(model, lookahead, ids, max_new_tokens=args.max_new_tokens)
+            s = out.stats
+            rows[name].append((s.wall_time_s / s.iterations, s.forward_time_s / s.iterations, s.overhead_fraction, s.calls_per_token))
+    print(f"{args.dtype}, {args.prompts} HumanEval prompts x {args.max_new_tokens} tokens, medians over prompts")
+    print(f"{'method':<18}{'wall ms/iter':>14}{'forward ms/iter':>17}{'overhead':>10}{'calls/token':>13}")
+    for name, values in rows.items():
+        wall, fwd, over, cpt = (statistics.median(v[i] for v in values) for i in range(4))
+        print(f"{name:<18}{wall * 1e3:>14.2f}{fwd * 1e3:>17.2f}{over:>10.1%}{cpt:>13.3f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pass_ref", description="PaSS: parallel speculative sampling")
+    parser.add_argument("--model", default=None, help="model id, directory or .gguf (default: SmolLM2-135M-Instruct)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="complete a prompt and highlight accepted drafts")
+    gen.add_argument("prompt")
+    gen.add_argument("--method", choices=["pass", "ar", "spec"], default="pass")
+    gen.add_argument("--lookahead", default="4", help="L (untrained [UNK] vectors) or a saved directory")
+    gen.add_argument("--temperature", type=float, default=0.0)
+    gen.add_argument("--top-k", type=int, default=None)
+    gen.add_argument("--top-p", type=float, default=None)
+    gen.add_argument("--max-new-tokens", type=int, default=64)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
+    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--num-draft-tokens", type=int, default=4, help="drafts per iteration for --method spec")
+    gen.add_argument("--draft-layers", type=int, default=8, help="layers kept in the self-speculative draft model")
+    gen.add_argument("--ignore-eos", action="store_true", help="always generate --max-new-tokens tokens")
+    gen.set_defaults(func=cmd_generate)
+
+    demo = sub.add_parser("demo", help="autoregressive vs PaSS on a HumanEval prompt, with the exactness check")
+    demo.add_argument("--problem", type=int, default=0, help="HumanEval problem index")
+    demo.add_argument("--max-new-tokens", type=int, default=64)
+    demo.set_defaults(func=cmd_demo)
+
+    over = sub.add_parser("overhead", help="Python overhead of the decoding loops vs model forward time")
+    over.add_argument("--prompts", type=int, default=5)
+    over.add_argument("--max-new-tokens", type=int, default=64)
+    over.add_argument("--lookahead", type=int, default=4)
+    over.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
+    over.set_defaults(func=cmd_overhead)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

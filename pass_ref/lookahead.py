@@ -1,0 +1,154 @@
+"""Look-ahead embeddings: the only parameters PaSS adds (PAPER.md §1, §3).
+
+``LookaheadEmbeddings`` holds L vectors ``[LA]_1 .. [LA]_L`` of the model's embedding
+width (L x d_emb parameters). Appended after the input, the model's output at
+``[LA]_i`` is the look-ahead distribution p_LA,i: a guess for the token i+1 places
+ahead of the last real token. Attention is causal, so the output at ``[LA]_i`` never
+depends on ``[LA]_j`` for j > i: the first k vectors of a set draft exactly as they do
+inside the full set.
+
+Files (``save_pretrained``): ``lookahead.safetensors`` with the (L, D) weight and a
+small probe of the base model's embedding matrix, and ``lookahead_config.json`` with
+L, the base model's identity and how the vectors were made or trained. Loading onto
+another model raises ``ValueError`` instead of silently mis-drafting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .models import embedding_probe, model_identity
+
+WEIGHTS_NAME = "lookahead.safetensors"
+CONFIG_NAME = "lookahead_config.json"
+FORMAT_VERSION = 1
+_PROBE_TOLERANCE = 0.02  # relative L2 distance; bfloat16 vs float32 copies differ by ~0.3 %
+
+
+class LookaheadEmbeddings(torch.nn.Module):
+    """L learned input vectors ``[LA]_1..[LA]_L`` for one base model.
+
+    Args:
+        weight: (L, D) initial values.
+        base_model: the identity dict from ``pass_ref.models.model_identity``.
+        base_probe: (R, W) probe from ``pass_ref.models.embedding_probe``.
+        metadata: free-form JSON-able facts (initialisation, corpus, steps, ...).
+    """
+
+    def __init__(self, weight: torch.Tensor, *, base_model: dict, base_probe: torch.Tensor, metadata: dict | None = None):
+        super().__init__()
+        if weight.ndim != 2 or weight.shape[0] < 1:
+            raise ValueError(f"weight must be (L, D) with L >= 1, got shape {tuple(weight.shape)}")
+        self.weight = torch.nn.Parameter(weight.detach().float().clone())  # (L, D), trained in float32
+        self.base_model = dict(base_model)
+        self.register_buffer("base_probe", base_probe.detach().float().cpu().clone(), persistent=False)
+        self.metadata = dict(metadata or {})
+
+    @property
+    def num_lookahead(self) -> int:
+        """L, the number of look-ahead tokens."""
+        return self.weight.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.weight.shape[1]
+
+    def extra_repr(self) -> str:
+        return f"L={self.num_lookahead}, d_emb={self.hidden_size}, base={self.base_model.get('name_or_path')!r}"
+
+    @classmethod
+    def from_token(cls, model, num_lookahead: int, token_id: int | None = None) -> "LookaheadEmbeddings":
+        """The paper's initialisation: every ``[LA]_i`` is one token's input embedding.
+
+        ``token_id=None`` takes the model's UNK token (``config.unk_token_id``; for
+        SmolLM2 that is id 0, ``<|endoftext|>``). A model with no UNK token falls back
+        to the mean of all token embeddings, which PAPER.md §6 found a better start.
+        Untrained, this is the paper's "[UNK] look-ahead" baseline.
+        """
+        check_num_lookahead(num_lookahead)
+        table = model.get_input_embeddings().weight.detach()  # (V, D)
+        if token_id is None:
+            token_id = getattr(model.config, "unk_token_id", None)
+        if token_id is None:
+            vector, init = table.float().mean(dim=0), {"init": "mean_embedding"}
+        else:
+            if not 0 <= int(token_id) < table.shape[0]:
+                raise ValueError(f"token_id {token_id} is outside the vocabulary of {table.shape[0]}")
+            vector, init = table[int(token_id)].float(), {"init": "token", "token_id": int(token_id)}
+        weight = vector.cpu().expand(num_lookahead, -1).clone()  # (L, D)
+        return cls(weight, base_model=model_identity(model), base_probe=embedding_probe(model), metadata={**init, "trained": False})
+
+    def check_compatible(self, model) -> None:
+        """Raise ``ValueError`` unless these vectors were made for ``model``."""
+        identity = model_identity(model)
+        if identity["hidden_size"] != self.hidden_size:
+            raise ValueError(
+                f"look-ahead embeddings have width {self.hidden_size} but the model's embeddings "
+                f"have width {identity['hidden_size']}"
+            )
+        for key in ("vocab_size", "num_hidden_layers", "model_type"):
+            ours, theirs = self.base_model.get(key), identity[key]
+            if ours is not None and theirs is not None and ours != theirs:
+                raise ValueError(f"look-ahead embeddings were made for a model with {key}={ours}, not {theirs}")
+        probe = embedding_probe(model, *self.base_probe.shape)
+        distance = (probe - self.base_probe).norm() / self.base_probe.norm().clamp_min(1e-12)
+        if distance > _PROBE_TOLERANCE:
+            raise ValueError(
+                f"look-ahead embeddings were made for {self.base_model.get('name_or_path')!r}, whose "
+                f"embedding weights differ from this model's (relative distance {distance:.3f}); "
+                "they would mis-draft. Train or load embeddings for this model."
+            )
+
+    def drafting_inputs(self, model, k: int) -> torch.Tensor:
+        """(k, D) vectors ``[LA]_1..[LA]_k`` in the model's embedding dtype and device."""
+        table = model.get_input_embeddings().weight
+        return self.weight[:k].to(dtype=table.dtype, device=table.device)
+
+    def save_pretrained(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``lookahead.safetensors`` and ``lookahead_config.json`` into ``directory``."""
+        directory = Path(directory)
+        if (directory / WEIGHTS_NAME).exists() and not overwrite:
+            raise FileExistsError(f"{directory} already holds look-ahead embeddings (pass overwrite=True)")
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file(
+            {"weight": self.weight.detach().float().cpu().contiguous(), "base_probe": self.base_probe.contiguous()},
+            str(directory / WEIGHTS_NAME),
+        )
+        config = {
+            "format_version": FORMAT_VERSION,
+            "num_lookahead": self.num_lookahead,
+            "hidden_size": self.hidden_size,
+            "base_model": self.base_model,
+            "metadata": self.metadata,
+        }
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, model=None) -> "LookaheadEmbeddings":
+        """Load embeddings saved by ``save_pretrained``; check them against ``model`` if given."""
+        directory = Path(directory)
+        if not (directory / WEIGHTS_NAME).is_file() or not (directory / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{directory} has no {WEIGHTS_NAME} and {CONFIG_NAME}")
+        config = json.loads((directory / CONFIG_NAME).read_text())
+        tensors = load_file(str(directory / WEIGHTS_NAME))
+        weight = tensors["weight"]
+        if tuple(weight.shape) != (config["num_lookahead"], config["hidden_size"]):
+            raise ValueError(f"{directory}: weight shape {tuple(weight.shape)} disagrees with its config")
+        lookahead = cls(weight, base_model=config["base_model"], base_probe=tensors["base_probe"], metadata=config.get("metadata"))
+        if model is not None:
+            lookahead.check_compatible(model)
+        return lookahead
+
+
+def check_num_lookahead(num_lookahead) -> None:
+    """L must be a positive integer."""
+    if isinstance(num_lookahead, bool) or not isinstance(num_lookahead, int):
+        raise TypeError(f"the number of look-ahead tokens must be an int, got {type(num_lookahead).__name__}")
+    if num_lookahead < 1:
+        raise ValueError(f"the number of look-ahead tokens L must be >= 1, got {num_lookahead}")

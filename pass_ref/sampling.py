@@ -1,0 +1,120 @@
+"""Sampling: logits -> processed probabilities -> token.
+
+Contract
+--------
+Every decoding method in ``pass_ref`` samples from a *processed* distribution:
+temperature, then top-k, then top-p (the order Hugging Face ``generate`` uses).
+The speculative accept/reject rule (``pass_ref.verify``) must see exactly these
+processed probabilities on both sides of its ratio; using raw logits for the draft
+side breaks exactness (PAPER.md §2).
+
+Temperature 0 means greedy decoding. It is represented as a one-hot distribution on
+the argmax, so the same accept/reject rule covers greedy and sampled decoding: a
+greedy draft is accepted iff it equals the target's argmax, and the "residual" of a
+rejected greedy draft is the target's argmax.
+
+Shapes: ``V`` vocabulary size, ``...`` any leading dimensions (usually ``T``
+positions). Notebook: ``01_speculative_sampling`` explains the processing steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How logits become a distribution to sample from."""
+
+    temperature: float = 0.0  # 0 = greedy (argmax); > 0 divides the logits
+    top_k: int | None = None  # keep the k most likely tokens; None = all
+    top_p: float | None = None  # keep the smallest set with mass >= top_p; None = all
+
+    def __post_init__(self) -> None:
+        check_sampling_args(self.temperature, self.top_k, self.top_p)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Raise a clear error for sampling settings that have no meaning."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__}")
+    if not temperature >= 0.0:  # also catches NaN
+        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int):
+            raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None:
+        if isinstance(top_p, bool) or not isinstance(top_p, (int, float)):
+            raise TypeError(f"top_p must be a number or None, got {type(top_p).__name__}")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def _top_k_mask(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Set every logit below the k-th largest to -inf (ties at the threshold are kept)."""
+    k = min(k, logits.shape[-1])
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1)
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def _top_p_mask(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filtering: keep the most likely tokens until their mass reaches p."""
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (..., V)
+    sorted_probs = torch.softmax(sorted_logits, dim=-1)
+    mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs  # mass of strictly better tokens
+    drop_sorted = mass_before >= p  # the first token always stays (mass_before = 0 < p)
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def logits_to_probs(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
+    """Processed next-token distribution(s) from logits.
+
+    Args:
+        logits: (..., V) raw model outputs.
+        config: temperature / top-k / top-p.
+    Returns:
+        (..., V) probabilities in float32 (float64 if the logits are float64); rows sum
+        to 1. Greedy (temperature 0) returns one-hot rows on the argmax.
+    """
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    logits = logits.to(dtype)
+    if config.greedy:
+        return torch.nn.functional.one_hot(logits.argmax(dim=-1), logits.shape[-1]).to(dtype)
+    logits = logits / config.temperature
+    if config.top_k is not None:
+        logits = _top_k_mask(logits, config.top_k)
+    if config.top_p is not None and config.top_p < 1.0:
+        logits = _top_p_mask(logits, config.top_p)
+    return torch.softmax(logits, dim=-1)
+
+
+def sample(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw one token per row of ``probs`` by inverting the cumulative distribution.
+
+    Args:
+        probs: (..., V) processed probabilities (rows need not be exactly normalised).
+        generator: explicit source of randomness (None: torch's default generator).
+    Returns:
+        (...) int64 token ids. A token with zero probability is never drawn, so a one-hot
+        row (greedy) always yields its argmax. One uniform per row is consumed whatever
+        the distribution, which keeps one code path for greedy and sampled decoding.
+        Inverse-CDF sampling is several times faster than ``torch.multinomial`` over a
+        50k vocabulary and just as exact (both accumulate in the probabilities' dtype).
+    """
+    flat = probs.reshape(-1, probs.shape[-1])  # (N, V)
+    cdf = flat.cumsum(dim=-1)  # (N, V), non-decreasing
+    total = cdf[:, -1:].contiguous()  # (N, 1)
+    u = torch.rand(flat.shape[0], 1, generator=generator, device=flat.device, dtype=cdf.dtype) * total
+    index = torch.searchsorted(cdf, u, right=True)  # first i with cdf[i] > u: p_i > 0
+    # If rounding made u reach the total, fall back to the last token with positive mass.
+    last_positive = torch.searchsorted(cdf, total, right=False)  # (N, 1)
+    return torch.minimum(index, last_positive).reshape(probs.shape[:-1])
