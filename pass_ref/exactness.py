@@ -1,0 +1,85 @@
+"""Checking distributional exactness by enumeration (notebook ``03_correctness``).
+
+Speculative sampling promises that the generated tokens follow the target's own law
+(Leviathan et al. 2023, Theorem 1). On a model with a small vocabulary V, the exact
+law of the first m generated tokens can be computed by enumerating all V^m sequences;
+samples from any decoding method can then be compared with it by a chi-square test.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .sampling import SamplingConfig, logits_to_probs
+
+
+def exact_sequence_law(model, prompt: list[int], length: int, sampling: SamplingConfig) -> torch.Tensor:
+    """P(x_1..x_m | prompt) under plain sampling from the processed target q.
+
+    Returns:
+        (V,) * m tensor of probabilities (float64); entry [a, b, ...] is P(x_1=a, x_2=b, ...).
+    """
+    V = model.get_input_embeddings().weight.shape[0]
+    law = torch.ones((), dtype=torch.float64)
+    with torch.inference_mode():
+        for t in range(length):
+            prefixes = list(itertools.product(range(V), repeat=t))  # all V^t continuations so far
+            ids = torch.tensor([prompt + list(p) for p in prefixes])  # (V^t, T + t)
+            logits = model(input_ids=ids).logits[:, -1]  # (V^t, V)
+            q = logits_to_probs(logits, sampling).double().reshape((V,) * t + (V,))
+            law = law.unsqueeze(-1) * q  # (V,) * (t + 1)
+    return law
+
+
+def empirical_counts(samples: list[list[int]], vocab_size: int, length: int) -> np.ndarray:
+    """Counts of each first-``length``-token sequence: an array of shape (V,) * m."""
+    counts = np.zeros((vocab_size,) * length, dtype=np.int64)
+    for s in samples:
+        counts[tuple(s[:length])] += 1
+    return counts
+
+
+@dataclass
+class ChiSquareResult:
+    statistic: float
+    dof: int
+    pvalue: float
+    total_variation: float  # 0.5 * sum |empirical - exact|
+
+
+def chi_square_test(counts: np.ndarray, law: np.ndarray, min_expected: float = 5.0) -> ChiSquareResult:
+    """Pearson chi-square of observed counts against an exact law.
+
+    Cells whose expected count is below ``min_expected`` are pooled into one cell so the
+    chi-square approximation holds.
+    """
+    from scipy.stats import chi2
+
+    counts = np.asarray(counts, dtype=np.float64).ravel()
+    law = np.asarray(law, dtype=np.float64).ravel()
+    n = counts.sum()
+    expected = law * n
+    big = expected >= min_expected
+    obs = np.append(counts[big], counts[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    keep = exp > 0
+    if np.any((obs > 0) & ~keep):
+        return ChiSquareResult(float("inf"), int(keep.sum()) - 1, 0.0, 0.5 * np.abs(counts / n - law).sum())
+    stat = float(((obs[keep] - exp[keep]) ** 2 / exp[keep]).sum())
+    dof = int(keep.sum()) - 1
+    return ChiSquareResult(stat, dof, float(chi2.sf(stat, dof)), float(0.5 * np.abs(counts / n - law).sum()))
+
+
+def sample_sequences(generate: Callable[[int], torch.Tensor], num_samples: int, *, progress: bool = False) -> list[list[int]]:
+    """Call ``generate(seed)`` for seeds 0..num_samples-1 and collect the new tokens."""
+    seeds = range(num_samples)
+    if progress:
+        from tqdm.auto import tqdm
+
+        seeds = tqdm(seeds, desc="sampling", leave=False)
+    return [generate(seed).tolist() for seed in seeds]
