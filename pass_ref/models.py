@@ -104,17 +104,18 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, dtype: torch.dt
 
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
+    gguf = None
     if name_or_path is None:
-        source = _converted_gguf_dir(default_gguf_path())
+        gguf = default_gguf_path()
     elif str(name_or_path).endswith(".gguf"):
         gguf = Path(name_or_path)
         if not gguf.is_file():
             raise FileNotFoundError(f"GGUF file not found: {gguf}")
-        source = _converted_gguf_dir(gguf)
-    else:
-        source = name_or_path
+    source = _converted_gguf_dir(gguf) if gguf is not None else name_or_path
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(source)
+    if gguf is not None:  # name the model after its file, not after the local cache folder
+        model.name_or_path = model.config.name_or_path = gguf.stem
     model.to(device).eval().requires_grad_(False)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.eos_token_id
