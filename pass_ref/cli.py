@@ -72,7 +72,7 @@ def cmd_demo(args) -> int:
     lookahead = LookaheadEmbeddings.from_token(model, 4)
     print(
         "Look-ahead embeddings: untrained, every [LA]_i set to the UNK-token embedding (the paper's "
-        "'[UNK] look-ahead' baseline).\nTrained embeddings come with `make train`; expect few accepted drafts here.\n"
+        "'[UNK] look-ahead' baseline).\nTraining them is what raises acceptance; untrained, expect few accepted drafts.\n"
     )
     kwargs = dict(max_new_tokens=args.max_new_tokens, eos_token_id=tokenizer.eos_token_id)
     ar = autoregressive_generate(model, ids, **kwargs)

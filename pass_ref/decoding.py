@@ -224,6 +224,21 @@ def speculative_loop(
     )
 
 
+def _generate(model, input_ids, drafter, num_draft_tokens, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace):
+    """Shared tail of the public functions: build the sampling config and generator, run the loop."""
+    return speculative_loop(
+        model,
+        input_ids,
+        drafter,
+        num_draft_tokens=num_draft_tokens,
+        max_new_tokens=max_new_tokens,
+        sampling=SamplingConfig(temperature, top_k, top_p),
+        eos_token_id=eos_token_id,
+        generator=_generator(generator, seed, model),
+        trace=trace,
+    )
+
+
 def autoregressive_generate(
     model,
     input_ids,
@@ -247,17 +262,7 @@ def autoregressive_generate(
         eos_token_id: stop after generating this token (int, list of ints or None).
         generator / seed: the randomness (give one or neither).
     """
-    return speculative_loop(
-        model,
-        input_ids,
-        None,
-        num_draft_tokens=0,
-        max_new_tokens=max_new_tokens,
-        sampling=SamplingConfig(temperature, top_k, top_p),
-        eos_token_id=eos_token_id,
-        generator=_generator(generator, seed, model),
-        trace=trace,
-    )
+    return _generate(model, input_ids, None, 0, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace)
 
 
 def pass_generate(
@@ -288,17 +293,7 @@ def pass_generate(
     check_num_lookahead(L)
     if L > lookahead.num_lookahead:
         raise ValueError(f"num_lookahead={L} but only {lookahead.num_lookahead} look-ahead embeddings exist")
-    return speculative_loop(
-        model,
-        input_ids,
-        LookaheadDrafter(model, lookahead),
-        num_draft_tokens=L,
-        max_new_tokens=max_new_tokens,
-        sampling=SamplingConfig(temperature, top_k, top_p),
-        eos_token_id=eos_token_id,
-        generator=_generator(generator, seed, model),
-        trace=trace,
-    )
+    return _generate(model, input_ids, LookaheadDrafter(model, lookahead), L, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace)
 
 
 def speculative_generate(
@@ -330,14 +325,4 @@ def speculative_generate(
     draft_vocab = draft_model.get_input_embeddings().weight.shape[0]
     if target_vocab != draft_vocab:
         raise ValueError(f"the draft model's vocabulary ({draft_vocab}) differs from the target's ({target_vocab})")
-    return speculative_loop(
-        model,
-        input_ids,
-        DraftModelDrafter(draft_model),
-        num_draft_tokens=num_draft_tokens,
-        max_new_tokens=max_new_tokens,
-        sampling=SamplingConfig(temperature, top_k, top_p),
-        eos_token_id=eos_token_id,
-        generator=_generator(generator, seed, model),
-        trace=trace,
-    )
+    return _generate(model, input_ids, DraftModelDrafter(draft_model), num_draft_tokens, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace)
