@@ -31,6 +31,7 @@ from .lookahead import LookaheadEmbeddings
 from .models import default_gguf_path, load_model, tiny_llama, truncated_draft_model
 from .outputs import GenerationOutput, GenerationStats, IterationRecord
 from .sampling import SamplingConfig, logits_to_probs, sample
+from .train import TrainConfig, TrainHistory, lookahead_loss, train_lookahead
 from .verify import acceptance_probs, residual_distribution, verify_drafts
 from .viz import highlight_html, highlight_terminal, summary_line
 
@@ -46,6 +47,8 @@ __all__ = [
     "LookaheadDrafter",
     "LookaheadEmbeddings",
     "SamplingConfig",
+    "TrainConfig",
+    "TrainHistory",
     "acceptance_probs",
     "autoregressive_generate",
     "default_gguf_path",
@@ -53,6 +56,7 @@ __all__ = [
     "highlight_terminal",
     "load_model",
     "logits_to_probs",
+    "lookahead_loss",
     "pass_generate",
     "residual_distribution",
     "sample",
@@ -60,6 +64,7 @@ __all__ = [
     "speculative_loop",
     "summary_line",
     "tiny_llama",
+    "train_lookahead",
     "truncated_draft_model",
     "verify_drafts",
 ]

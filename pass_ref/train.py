@@ -1,0 +1,277 @@
+"""Training the look-ahead embeddings (PAPER.md §3): the frozen model, only L x d_emb parameters.
+
+Objective. Insert ``[LA]_1..[LA]_L`` after a real position i of a training sequence x. The
+output at ``[LA]_j`` is trained with cross-entropy against x_{i+1+j}, the token j+1 places
+ahead of x_i (the model's own output at x_i already predicts x_{i+1}). Nothing else is
+supervised; the model's weights never change.
+
+Two equivalent ways to compute it (``lookahead_loss``):
+
+- **naive** (the paper: one insertion per sequence): run the model on x_1..x_i followed by
+  the L vectors, with gradient, once per insertion point;
+- **masked** (ours): run the real tokens once *without* gradient into a KV cache, then one
+  gradient pass over K look-ahead blocks together. Block k sits at positions i_k+1..i_k+L
+  and an additive attention mask lets it see only the real prefix x_1..x_{i_k} and its own
+  earlier look-ahead tokens. Same loss for the same insertion points (tested), many more
+  supervised targets per second.
+
+Shapes: ``B`` sequences, ``T`` tokens per sequence, ``K`` insertion blocks per sequence,
+``L`` look-ahead tokens, ``D`` hidden size, ``V`` vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import DynamicCache
+
+from .lookahead import LookaheadEmbeddings, check_num_lookahead
+
+
+def sample_insertions(batch: int, seq_len: int, num_lookahead: int, blocks: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, K) distinct insertion indices i (0-based last visible real token), sorted per row.
+
+    Every block needs its L targets x_{i+2}..x_{i+L+1} inside the sequence: i <= T - L - 2.
+    """
+    valid = seq_len - num_lookahead - 1  # i in 0..valid-1
+    if valid < 1:
+        raise ValueError(f"seq_len={seq_len} is too short for L={num_lookahead}: need seq_len >= L + 2")
+    if blocks > valid:
+        raise ValueError(f"{blocks} insertion blocks do not fit in {valid} valid positions")
+    scores = torch.rand(batch, valid, generator=generator)
+    return scores.argsort(dim=1)[:, :blocks].sort(dim=1).values  # (B, K)
+
+
+def lookahead_targets(tokens: torch.Tensor, insertions: torch.Tensor, num_lookahead: int) -> torch.Tensor:
+    """(B, K, L) targets: x_{i+1+j} for j = 1..L (0-based index i + 1 + j)."""
+    offsets = torch.arange(1, num_lookahead + 1, device=tokens.device) + 1  # (L,)
+    index = insertions[..., None] + offsets  # (B, K, L)
+    return torch.gather(tokens, 1, index.flatten(1)).view_as(index)
+
+
+def block_attention_mask(insertions: torch.Tensor, seq_len: int, num_lookahead: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive (B, 1, K*L, T + K*L) mask: block k sees x_0..x_{i_k} and its own earlier [LA]s."""
+    B, K = insertions.shape
+    L = num_lookahead
+    device = insertions.device
+    real = torch.arange(seq_len, device=device)  # (T,)
+    sees_real = real[None, None, :] <= insertions[..., None]  # (B, K, T)
+    sees_real = sees_real[:, :, None, :].expand(B, K, L, seq_len).reshape(B, K * L, seq_len)
+    block_id = torch.arange(K * L, device=device) // L  # (K*L,)
+    slot = torch.arange(K * L, device=device) % L
+    sees_block = (block_id[:, None] == block_id[None, :]) & (slot[None, :] <= slot[:, None])  # (K*L, K*L)
+    allowed = torch.cat([sees_real, sees_block[None].expand(B, -1, -1)], dim=2)  # (B, K*L, T+K*L)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, K*L, T+K*L)
+
+
+def _masked_logits(model, weight: torch.Tensor, tokens: torch.Tensor, insertions: torch.Tensor) -> torch.Tensor:
+    """(B, K, L, V) look-ahead logits from one cached pass and one masked gradient pass."""
+    B, T = tokens.shape
+    K = insertions.shape[1]
+    L, D = weight.shape
+    cache = DynamicCache(config=model.config)
+    with torch.no_grad():  # the real tokens: frozen model, no gradient needed
+        model(input_ids=tokens, cache=cache, use_cache=True)
+    dtype = model.get_input_embeddings().weight.dtype
+    embeds = weight.to(dtype)[None, None].expand(B, K, L, D).reshape(B, K * L, D)  # (B, K*L, D)
+    positions = (insertions[..., None] + torch.arange(1, L + 1, device=tokens.device)).reshape(B, K * L)
+    mask = block_attention_mask(insertions, T, L, dtype)
+    out = model(inputs_embeds=embeds, position_ids=positions, attention_mask=mask, cache=cache, use_cache=True)
+    return out.logits.view(B, K, L, -1)
+
+
+def _naive_logits(model, weight: torch.Tensor, tokens: torch.Tensor, insertions: torch.Tensor) -> torch.Tensor:
+    """(B, K, L, V) look-ahead logits, one full forward pass per insertion point (the paper's recipe)."""
+    B, K = insertions.shape
+    L = weight.shape[0]
+    table = model.get_input_embeddings()
+    rows = []
+    for b in range(B):
+        blocks = []
+        for i in insertions[b].tolist():
+            prefix = table(tokens[b : b + 1, : i + 1])  # (1, i+1, D)
+            embeds = torch.cat([prefix, weight.to(prefix.dtype)[None]], dim=1)  # (1, i+1+L, D)
+            blocks.append(model(inputs_embeds=embeds).logits[0, -L:])  # (L, V)
+        rows.append(torch.stack(blocks))
+    return torch.stack(rows)  # (B, K, L, V)
+
+
+def lookahead_loss(model, lookahead: LookaheadEmbeddings, tokens: torch.Tensor, insertions: torch.Tensor, *, method: str = "masked"):
+    """Mean cross-entropy of the look-ahead outputs, and the number of correct top-1 guesses per position.
+
+    Args:
+        tokens: (B, T) training sequences.  insertions: (B, K) from ``sample_insertions``.
+        method: "masked" (one cached pass + one masked pass) or "naive" (one pass per insertion).
+    Returns:
+        ``(loss, correct)``: a scalar with gradient w.r.t. ``lookahead.weight`` and a (L,)
+        int tensor counting argmax hits at [LA]_1..[LA]_L over the B*K blocks.
+    """
+    if method not in ("masked", "naive"):
+        raise ValueError(f"method must be 'masked' or 'naive', got {method!r}")
+    L = lookahead.num_lookahead
+    weight = lookahead.weight.to(model.get_input_embeddings().weight.device)
+    logits = (_masked_logits if method == "masked" else _naive_logits)(model, weight, tokens, insertions)  # (B, K, L, V)
+    targets = lookahead_targets(tokens, insertions, L)  # (B, K, L)
+    loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 2), targets.flatten())
+    correct = (logits.argmax(-1) == targets).sum(dim=(0, 1))  # (L,)
+    return loss, correct
+
+
+# --------------------------------------------------------------------------------------
+# The training loop
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    """The paper's recipe (PAPER.md §3) with our efficiency knob ``blocks_per_sequence``."""
+
+    num_lookahead: int = 4  # L
+    steps: int = 1000  # optimiser steps (paper: 10k)
+    batch_size: int = 8  # sequences per step (paper: 8)
+    lr: float = 0.01  # AdamW learning rate (paper: 0.01)
+    warmup: int = 100  # linear warm-up steps, then cosine decay to 0 (paper: 2k of 10k)
+    weight_decay: float = 0.0  # no decay: the vectors should stay at the embedding scale
+    blocks_per_sequence: int = 16  # K insertion blocks sharing one masked pass (paper: 1)
+    seed: int = 0  # data order and insertion points
+    checkpoint_every: int = 50  # steps between checkpoints when a checkpoint path is given
+
+    def __post_init__(self) -> None:
+        check_num_lookahead(self.num_lookahead)
+        for name in ("steps", "batch_size", "blocks_per_sequence", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0 or not self.lr > 0:
+            raise ValueError("warmup must be >= 0 and lr > 0")
+
+
+@dataclass
+class TrainHistory:
+    """Per-step training loss and look-ahead top-1 accuracy per position."""
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[list[float]] = field(default_factory=list)
+
+
+def _schedule(config: TrainConfig):
+    def factor(step: int) -> float:
+        if step < config.warmup:
+            return (step + 1) / config.warmup
+        progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def train_lookahead(
+    model,
+    sequences: torch.Tensor,
+    config: TrainConfig,
+    *,
+    lookahead: LookaheadEmbeddings | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[LookaheadEmbeddings, TrainHistory]:
+    """Train L look-ahead embeddings on token sequences; the model stays frozen.
+
+    Args:
+        model: the frozen causal LM.
+        sequences: (N, T) token ids, one training window per row (N >= 1, T >= L + 2).
+        config: the recipe.
+        lookahead: starting vectors (default: the paper's UNK initialisation).
+        checkpoint: a file; if it exists training resumes from it (same result as an
+            uninterrupted run with the same seed), and it is rewritten every
+            ``checkpoint_every`` steps and at the end.
+        progress: show a tqdm bar with the loss and per-position accuracy.
+    Returns:
+        ``(lookahead, history)``. Raises ``FloatingPointError`` on a non-finite loss (the
+        last good checkpoint is kept) and ``RuntimeError`` if a model weight changed.
+    """
+    if not isinstance(sequences, torch.Tensor) or sequences.ndim != 2 or sequences.shape[0] < 1:
+        raise ValueError("sequences must be a non-empty (N, T) tensor of token ids")
+    N, T = sequences.shape
+    L = config.num_lookahead
+    if T < L + 2:
+        raise ValueError(f"sequences of {T} tokens are too short for L={L}: need at least L + 2")
+    K = min(config.blocks_per_sequence, T - L - 1)
+    device = model.get_input_embeddings().weight.device
+    lookahead = lookahead if lookahead is not None else LookaheadEmbeddings.from_token(model, L)
+    if lookahead.num_lookahead != L:
+        raise ValueError(f"the starting embeddings have L={lookahead.num_lookahead}, the config says {L}")
+    lookahead.check_compatible(model)
+    frozen = {name: p.detach().clone() for name, p in model.named_parameters()}
+    model.requires_grad_(False)
+
+    optimizer = torch.optim.AdamW([lookahead.weight], lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+    generator = torch.Generator().manual_seed(config.seed)
+    history = TrainHistory()
+    start = 0
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["config"] != asdict(config):
+            raise ValueError(f"{checkpoint} was written with another config: {state['config']}")
+        with torch.no_grad():
+            lookahead.weight.copy_(state["weight"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        history = TrainHistory(**state["history"])
+        start = state["step"]
+
+    def save(step: int) -> None:
+        if checkpoint is None:
+            return
+        state = {
+            "config": asdict(config),
+            "weight": lookahead.weight.detach().clone(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(),
+            "history": asdict(history),
+            "step": step,
+        }
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(checkpoint)  # atomic: an interrupted write never corrupts the last good one
+
+    steps = range(start, config.steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, initial=start, total=config.steps, desc=f"training [LA] x {L}")
+    model_was_training = model.training
+    model.eval()  # frozen also means no dropout
+    for step in steps:
+        rows = torch.randint(0, N, (config.batch_size,), generator=generator)
+        tokens = sequences[rows].to(device)  # (B, T)
+        insertions = sample_insertions(config.batch_size, T, L, K, generator).to(device)  # (B, K)
+        loss, correct = lookahead_loss(model, lookahead, tokens, insertions)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss at step {step}; the last good checkpoint ({checkpoint}) was kept. "
+                "Lower the learning rate or check the data."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        history.loss.append(loss.item())
+        history.accuracy.append((correct.float() / (config.batch_size * K)).tolist())
+        if progress:
+            steps.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=" ".join(f"{a:.2f}" for a in history.accuracy[-1]))
+        if (step + 1) % config.checkpoint_every == 0:
+            save(step + 1)
+    save(config.steps)
+    model.train(model_was_training)
+    for name, p in model.named_parameters():
+        if p.grad is not None or not torch.equal(p.detach(), frozen[name]):
+            raise RuntimeError(f"model parameter {name} changed or received a gradient: the model must stay frozen")
+    lookahead.metadata.update(
+        {"trained": True, "recipe": asdict(config), "final_train_loss": history.loss[-1] if history.loss else None}
+    )
+    return lookahead, history

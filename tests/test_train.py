@@ -1,0 +1,125 @@
+"""Training the look-ahead embeddings on a tiny model: same loss both ways, frozen model, resume."""
+
+import pytest
+import torch
+
+import pass_ref
+from pass_ref.train import TrainConfig, block_attention_mask, lookahead_loss, sample_insertions, train_lookahead
+
+
+@pytest.fixture
+def model():
+    return pass_ref.tiny_llama(vocab_size=32, hidden_size=32, seed=0).float()
+
+
+def data(n=16, t=24, seed=0):
+    """Repetitive sequences, so there is something for the look-ahead to learn."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randint(0, 32, (n, 4), generator=g)
+    return base.repeat(1, t // 4)  # (n, t): period-4 patterns
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_masked_loss_equals_naive_loss(dtype):
+    """One cached pass + one masked pass gives the paper's one-insertion-per-pass loss and gradient."""
+    m = pass_ref.tiny_llama(seed=0, dtype=dtype)
+    la = pass_ref.LookaheadEmbeddings.from_token(m, 3)
+    with torch.no_grad():
+        la.weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 32, (3, 20), generator=g)
+    insertions = sample_insertions(3, 20, 3, 6, g)
+    losses, grads = [], []
+    for method in ("masked", "naive"):
+        la.weight.grad = None
+        loss, correct = lookahead_loss(m, la, tokens, insertions, method=method)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(la.weight.grad.clone())
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert abs(losses[0] - losses[1]) < tol
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)  # the vectors (and so their grads) are float32
+
+
+def test_block_mask_sees_only_own_prefix():
+    """Block k sees x_0..x_{i_k} and the earlier [LA]s of its own block, nothing else."""
+    mask = block_attention_mask(torch.tensor([[1, 3]]), 5, 2, torch.float32)[0, 0] == 0  # (4, 9)
+    expected = torch.tensor(
+        [
+            [1, 1, 0, 0, 0, 1, 0, 0, 0],
+            [1, 1, 0, 0, 0, 1, 1, 0, 0],
+            [1, 1, 1, 1, 0, 0, 0, 1, 0],
+            [1, 1, 1, 1, 0, 0, 0, 1, 1],
+        ],
+        dtype=torch.bool,
+    )
+    assert torch.equal(mask, expected)
+
+
+def test_training_lowers_loss_and_keeps_model_frozen(model):
+    """Loss falls on learnable data; no model weight changes and none gets a gradient."""
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    la, history = train_lookahead(model, data(), TrainConfig(num_lookahead=2, steps=60, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=8), progress=False)
+    assert sum(history.loss[-10:]) / 10 < sum(history.loss[:10]) / 10
+    assert all(torch.equal(p, before[n]) and p.grad is None for n, p in model.named_parameters())
+    assert la.metadata["trained"] and la.weight.grad is not None
+
+
+def test_training_is_deterministic_and_resumable(model, tmp_path):
+    """An interrupted run resumed from its checkpoint equals an uninterrupted run with the same seed."""
+    config = TrainConfig(num_lookahead=2, steps=8, batch_size=2, warmup=2, blocks_per_sequence=4, checkpoint_every=4)
+    full, _ = train_lookahead(model, data(), config, progress=False)
+    again, _ = train_lookahead(model, data(), config, progress=False)
+    assert torch.equal(full.weight, again.weight)
+    half = TrainConfig(**{**config.__dict__, "steps": 8})
+    ckpt = tmp_path / "run.pt"
+    # interrupt after 4 steps: the checkpoint written at step 4 is what survives
+    with pytest.raises(KeyboardInterrupt):
+        _interrupt_after(model, data(), half, ckpt, 5)
+    resumed, history = train_lookahead(model, data(), half, checkpoint=ckpt, progress=False)
+    assert len(history.loss) == 8
+    assert torch.equal(resumed.weight, full.weight)
+
+
+def _interrupt_after(model, sequences, config, ckpt, calls):
+    """Run training and raise KeyboardInterrupt inside the ``calls``-th loss computation."""
+    import pass_ref.train as train
+
+    original = train.lookahead_loss
+    count = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        count["n"] += 1
+        if count["n"] == calls:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    train.lookahead_loss = flaky
+    try:
+        train_lookahead(model, sequences, config, checkpoint=ckpt, progress=False)
+    finally:
+        train.lookahead_loss = original
+
+
+def test_nan_loss_stops_with_clear_error(model, tmp_path):
+    """A non-finite loss stops training and keeps the last good checkpoint."""
+    la = pass_ref.LookaheadEmbeddings.from_token(model, 2)
+    with torch.no_grad():
+        la.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        train_lookahead(model, data(), TrainConfig(num_lookahead=2, steps=3, batch_size=2), lookahead=la, checkpoint=tmp_path / "c.pt", progress=False)
+    assert not (tmp_path / "c.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "sequences, config, error",
+    [
+        (torch.empty(0, 10, dtype=torch.long), TrainConfig(num_lookahead=2), ValueError),
+        (data(t=4), TrainConfig(num_lookahead=4), ValueError),
+        (data(), None, ValueError),
+    ],
+)
+def test_bad_training_input(model, sequences, config, error):
+    """Empty corpus, sequences too short for L, L < 1: clear errors."""
+    with pytest.raises(error):
+        train_lookahead(model, sequences, config or TrainConfig(num_lookahead=0), progress=False)
