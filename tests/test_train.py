@@ -71,12 +71,11 @@ def test_training_is_deterministic_and_resumable(model, tmp_path):
     full, _ = train_lookahead(model, data(), config, progress=False)
     again, _ = train_lookahead(model, data(), config, progress=False)
     assert torch.equal(full.weight, again.weight)
-    half = TrainConfig(**{**config.__dict__, "steps": 8})
     ckpt = tmp_path / "run.pt"
     # interrupt after 4 steps: the checkpoint written at step 4 is what survives
     with pytest.raises(KeyboardInterrupt):
-        _interrupt_after(model, data(), half, ckpt, 5)
-    resumed, history = train_lookahead(model, data(), half, checkpoint=ckpt, progress=False)
+        _interrupt_after(model, data(), config, ckpt, 5)
+    resumed, history = train_lookahead(model, data(), config, checkpoint=ckpt, progress=False)
     assert len(history.loss) == 8
     assert torch.equal(resumed.weight, full.weight)
 

@@ -6,24 +6,41 @@ Side by side in one process (alternating, 3 repetitions, medians), default model
 bfloat16, 8 sequences of 128 tokens from the standard library's inspect.py, L = 4.
 Counts supervised look-ahead targets (B * K * L) per second of forward + backward.
 """
-import time, torch, statistics
+
+import inspect
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
 import pass_ref
 from pass_ref.train import lookahead_loss, sample_insertions
-model, tok = pass_ref.load_model(dtype=torch.bfloat16)
-la = pass_ref.LookaheadEmbeddings.from_token(model, 4)
-import inspect, pathlib
-text = pathlib.Path(inspect.getfile(inspect)).read_text()
-ids = tok(text, return_tensors="pt").input_ids[0]
-T, B, L = 128, 8, 4
-seqs = ids[: (len(ids)//T)*T].view(-1, T)
-g = torch.Generator().manual_seed(0)
-rates = {"naive K=1": [], "masked K=32": []}
-for rep in range(3):
-    rows = torch.randint(0, len(seqs), (B,), generator=g); tokens = seqs[rows]
-    for name, K, method in (("naive K=1", 1, "naive"), ("masked K=32", 32, "masked")):
-        ins = sample_insertions(B, T, L, K, g)
-        t = time.perf_counter()
-        loss, _ = lookahead_loss(model, la, tokens, ins, method=method); loss.backward(); la.weight.grad = None
-        rates[name].append(B * K * L / (time.perf_counter() - t))
-for k, v in rates.items(): print(f"{k}: median {statistics.median(v):.0f} supervised targets/s  {[round(x) for x in v]}")
-print("ratio", statistics.median(rates["masked K=32"]) / statistics.median(rates["naive K=1"]))
+
+T, B, L, REPEATS = 128, 8, 4, 3
+METHODS = (("naive K=1", 1, "naive"), ("masked K=32", 32, "masked"))
+
+
+def main() -> None:
+    model, tokenizer = pass_ref.load_model(dtype=torch.bfloat16)
+    lookahead = pass_ref.LookaheadEmbeddings.from_token(model, L)
+    ids = tokenizer(Path(inspect.getfile(inspect)).read_text(), return_tensors="pt").input_ids[0]
+    sequences = ids[: (len(ids) // T) * T].view(-1, T)  # (N, T)
+    generator = torch.Generator().manual_seed(0)
+    rates = {name: [] for name, _, _ in METHODS}
+    for _ in range(REPEATS):
+        tokens = sequences[torch.randint(0, len(sequences), (B,), generator=generator)]  # (B, T)
+        for name, K, method in METHODS:
+            insertions = sample_insertions(B, T, L, K, generator)  # (B, K)
+            start = time.perf_counter()
+            loss, _ = lookahead_loss(model, lookahead, tokens, insertions, method=method)
+            loss.backward()
+            lookahead.weight.grad = None
+            rates[name].append(B * K * L / (time.perf_counter() - start))
+    for name, values in rates.items():
+        print(f"{name}: median {statistics.median(values):.0f} supervised targets/s  {[round(v) for v in values]}")
+    print(f"ratio {statistics.median(rates['masked K=32']) / statistics.median(rates['naive K=1']):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
