@@ -1,8 +1,9 @@
-"""Command line: ``python -m pass_ref {generate, demo, overhead}``.
+"""Command line: ``python -m pass_ref {generate, demo, overhead, train}``.
 
     python -m pass_ref generate "def add(a, b):" --method pass --lookahead 4
     python -m pass_ref demo            # what `make demo` runs
     python -m pass_ref overhead        # Python-side cost of the loops vs model forward time
+    python -m pass_ref train --domain code --lookahead 4 --steps 150 --out runs/code-L4
 """
 
 from __future__ import annotations
@@ -116,6 +117,75 @@ def cmd_overhead(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Train look-ahead embeddings on an offline corpus, evaluate them on held-out data, save them."""
+    import json
+    import shutil
+    import time
+
+    from .corpora import heldout_prompts, load_corpus, tokenize_windows
+    from .evaluation import measure_acceptance
+    from .train import TrainConfig, evaluate_loss, train_lookahead
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    config = TrainConfig(
+        num_lookahead=args.lookahead,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup=args.warmup if args.warmup is not None else args.steps // 5,
+        seq_len=args.seq_len,
+        blocks_per_sequence=args.blocks,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
+    model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
+    corpus = load_corpus(args.domain, "train")
+    windows = tokenize_windows(tokenizer, corpus, config.seq_len)
+    print(f"{args.domain}: {len(corpus)} training documents -> {tuple(windows.shape)} windows; L={config.num_lookahead}")
+    partial = Path(f"{out}.partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    lookahead, history = train_lookahead(model, tokenizer, windows, config, checkpoint=partial / "state.pt")
+    minutes = (time.perf_counter() - start) / 60
+    heldout = tokenize_windows(tokenizer, load_corpus(args.domain, "heldout"), config.seq_len, max_windows=args.eval_windows)
+    loss, accuracy = evaluate_loss(model, lookahead, heldout, seed=args.seed)
+    prompts = heldout_prompts(tokenizer, args.domain, args.eval_prompts, seed=args.seed)
+    greedy = measure_acceptance(model, lookahead, prompts, max_new_tokens=args.eval_tokens)
+    lookahead.metadata.update(
+        {
+            "corpus": corpus.describe(),
+            "train_windows": int(windows.shape[0]),
+            "train_minutes": round(minutes, 2),
+            "dtype": args.dtype,
+            "heldout_loss": round(loss, 4),
+            "heldout_top1_accuracy": [round(a, 4) for a in accuracy],
+            "heldout_greedy": {
+                "prompts": len(prompts),
+                "prompt_tokens": 32,
+                "new_tokens_per_prompt": args.eval_tokens,
+                "acceptance": [round(a, 4) for a in greedy.acceptance],
+                "tokens_per_call": round(greedy.tokens_per_call, 4),
+            },
+            "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
+            "command": f"python -m pass_ref train --domain {args.domain} --lookahead {args.lookahead} --steps {args.steps} "
+            f"--seed {args.seed} --out DIR",
+        }
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    lookahead.save_pretrained(out)
+    (out / "history.json").write_text(json.dumps({**{"loss": history.loss, "accuracy": history.accuracy}, "heldout_loss": loss}) + "\n")
+    shutil.rmtree(partial)
+    print(f"trained in {minutes:.1f} min; held-out loss {loss:.3f}, top-1 accuracy per [LA]_i {[round(a, 3) for a in accuracy]}")
+    print(f"greedy PaSS on {len(prompts)} held-out prompts: acceptance {[round(a, 3) for a in greedy.acceptance]}, "
+          f"{greedy.tokens_per_call:.3f} tokens per model call")
+    print(f"saved to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pass_ref", description="PaSS: parallel speculative sampling")
     parser.add_argument("--model", default=None, help="model id, directory or .gguf (default: SmolLM2-135M-Instruct)")
@@ -148,6 +218,26 @@ def build_parser() -> argparse.ArgumentParser:
     over.add_argument("--lookahead", type=int, default=4)
     over.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     over.set_defaults(func=cmd_overhead)
+
+    tr = sub.add_parser("train", help="train look-ahead embeddings on the offline code or text corpus")
+    tr.add_argument("--domain", choices=["code", "text"], required=True)
+    tr.add_argument("--lookahead", type=int, required=True, help="L, the number of look-ahead embeddings")
+    tr.add_argument("--steps", type=int, default=150)
+    tr.add_argument("--out", required=True, help="output directory (refused if it exists, unless --overwrite)")
+    tr.add_argument("--overwrite", action="store_true")
+    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--lr", type=float, default=0.01)
+    tr.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 20%% of --steps, as in the paper)")
+    tr.add_argument("--seq-len", type=int, default=128)
+    tr.add_argument("--blocks", type=int, default=16, help="insertion blocks per sequence sharing one masked pass")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--checkpoint-every", type=int, default=25)
+    tr.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
+    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--eval-windows", type=int, default=64, help="held-out windows for the held-out loss")
+    tr.add_argument("--eval-prompts", type=int, default=8, help="held-out 32-token prompts for greedy acceptance")
+    tr.add_argument("--eval-tokens", type=int, default=64, help="tokens generated per held-out prompt")
+    tr.set_defaults(func=cmd_train)
     return parser
 
 
@@ -155,6 +245,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -83,6 +83,27 @@ class LookaheadEmbeddings(torch.nn.Module):
         weight = vector.cpu().expand(num_lookahead, -1).clone()  # (L, D)
         return cls(weight, base_model=model_identity(model), base_probe=embedding_probe(model), metadata={**init, "trained": False})
 
+    @classmethod
+    def from_random(cls, model, num_lookahead: int, *, seed: int = 0) -> "LookaheadEmbeddings":
+        """Random vectors at the scale of the token embeddings: N(mean, std) per coordinate.
+
+        A control for evaluations (trained vs [UNK] vs random); never a training start.
+        """
+        check_num_lookahead(num_lookahead)
+        table = model.get_input_embeddings().weight.detach().float().cpu()  # (V, D)
+        generator = torch.Generator().manual_seed(seed)
+        noise = torch.randn(num_lookahead, table.shape[1], generator=generator)  # (L, D)
+        weight = table.mean(dim=0) + noise * table.std(dim=0)
+        return cls(weight, base_model=model_identity(model), base_probe=embedding_probe(model), metadata={"init": "random", "seed": seed, "trained": False})
+
+    def truncated(self, k: int) -> "LookaheadEmbeddings":
+        """The first k vectors. Attention is causal, so they draft exactly as inside the full set."""
+        check_num_lookahead(k)
+        if k > self.num_lookahead:
+            raise ValueError(f"cannot keep {k} of {self.num_lookahead} look-ahead embeddings")
+        metadata = {**self.metadata, "truncated_from": self.num_lookahead}
+        return LookaheadEmbeddings(self.weight.detach()[:k].clone(), base_model=self.base_model, base_probe=self.base_probe, metadata=metadata)
+
     def check_compatible(self, model) -> None:
         """Raise ``ValueError`` unless these vectors were made for ``model``."""
         identity = model_identity(model)

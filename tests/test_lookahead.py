@@ -92,3 +92,25 @@ def test_truncated_draft_model_shares_weights(tiny_model):
     assert not torch.allclose(draft(ids).logits, tiny_model(ids).logits)
     with pytest.raises(ValueError):
         pass_ref.truncated_draft_model(tiny_model, 3)
+
+
+def test_truncated_set_drafts_like_the_full_set(tiny_model):
+    """Causality: the first k of L vectors draft exactly as the full set used with num_lookahead=k."""
+    la = pass_ref.LookaheadEmbeddings.from_random(tiny_model, 4, seed=1)
+    short = la.truncated(2)
+    assert short.num_lookahead == 2 and short.metadata["truncated_from"] == 4
+    a = pass_ref.pass_generate(tiny_model, la, [1, 2, 3], num_lookahead=2, max_new_tokens=20, temperature=1.0, seed=0, trace=True)
+    b = pass_ref.pass_generate(tiny_model, short, [1, 2, 3], max_new_tokens=20, temperature=1.0, seed=0, trace=True)
+    assert torch.equal(a.new_tokens, b.new_tokens)
+    assert [r.accept_probs for r in a.trace] == [r.accept_probs for r in b.trace]
+    with pytest.raises(ValueError):
+        la.truncated(5)
+
+
+def test_random_lookahead_has_embedding_scale(tiny_model):
+    table = tiny_model.get_input_embeddings().weight.float()
+    la = pass_ref.LookaheadEmbeddings.from_random(tiny_model, 3, seed=0)
+    assert la.metadata["init"] == "random"
+    ratio = la.weight.std() / table.std()
+    assert 0.5 < ratio < 2
+    assert not torch.equal(la.weight, pass_ref.LookaheadEmbeddings.from_random(tiny_model, 3, seed=1).weight)

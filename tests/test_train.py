@@ -59,7 +59,7 @@ def test_block_mask_sees_only_own_prefix():
 def test_training_lowers_loss_and_keeps_model_frozen(model):
     """Loss falls on learnable data; no model weight changes and none gets a gradient."""
     before = {n: p.clone() for n, p in model.named_parameters()}
-    la, history = train_lookahead(model, data(), TrainConfig(num_lookahead=2, steps=60, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=8), progress=False)
+    la, history = train_lookahead(model, None, data(), TrainConfig(num_lookahead=2, steps=60, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=8), progress=False)
     assert sum(history.loss[-10:]) / 10 < sum(history.loss[:10]) / 10
     assert all(torch.equal(p, before[n]) and p.grad is None for n, p in model.named_parameters())
     assert la.metadata["trained"] and la.weight.grad is not None
@@ -68,14 +68,14 @@ def test_training_lowers_loss_and_keeps_model_frozen(model):
 def test_training_is_deterministic_and_resumable(model, tmp_path):
     """An interrupted run resumed from its checkpoint equals an uninterrupted run with the same seed."""
     config = TrainConfig(num_lookahead=2, steps=8, batch_size=2, warmup=2, blocks_per_sequence=4, checkpoint_every=4)
-    full, _ = train_lookahead(model, data(), config, progress=False)
-    again, _ = train_lookahead(model, data(), config, progress=False)
+    full, _ = train_lookahead(model, None, data(), config, progress=False)
+    again, _ = train_lookahead(model, None, data(), config, progress=False)
     assert torch.equal(full.weight, again.weight)
     ckpt = tmp_path / "run.pt"
     # interrupt after 4 steps: the checkpoint written at step 4 is what survives
     with pytest.raises(KeyboardInterrupt):
         _interrupt_after(model, data(), config, ckpt, 5)
-    resumed, history = train_lookahead(model, data(), config, checkpoint=ckpt, progress=False)
+    resumed, history = train_lookahead(model, None, data(), config, checkpoint=ckpt, progress=False)
     assert len(history.loss) == 8
     assert torch.equal(resumed.weight, full.weight)
 
@@ -95,7 +95,7 @@ def _interrupt_after(model, sequences, config, ckpt, calls):
 
     train.lookahead_loss = flaky
     try:
-        train_lookahead(model, sequences, config, checkpoint=ckpt, progress=False)
+        train_lookahead(model, None, sequences, config, checkpoint=ckpt, progress=False)
     finally:
         train.lookahead_loss = original
 
@@ -106,7 +106,7 @@ def test_nan_loss_stops_with_clear_error(model, tmp_path):
     with torch.no_grad():
         la.weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="non-finite"):
-        train_lookahead(model, data(), TrainConfig(num_lookahead=2, steps=3, batch_size=2), lookahead=la, checkpoint=tmp_path / "c.pt", progress=False)
+        train_lookahead(model, None, data(), TrainConfig(num_lookahead=2, steps=3, batch_size=2), lookahead=la, checkpoint=tmp_path / "c.pt", progress=False)
     assert not (tmp_path / "c.pt").exists()
 
 
@@ -121,4 +121,45 @@ def test_nan_loss_stops_with_clear_error(model, tmp_path):
 def test_bad_training_input(model, sequences, config, error):
     """Empty corpus, sequences too short for L, L < 1: clear errors."""
     with pytest.raises(error):
-        train_lookahead(model, sequences, config or TrainConfig(num_lookahead=0), progress=False)
+        train_lookahead(model, None, sequences, config or TrainConfig(num_lookahead=0), progress=False)
+
+
+def test_train_from_text_corpus(model):
+    """A list of strings is cut into seq_len windows with the tokenizer; too little text is refused."""
+    from test_corpora import CharTokenizer
+
+    text = ["abcd" * 40, "xyz" * 30]
+    config = TrainConfig(num_lookahead=2, steps=3, batch_size=2, warmup=1, seq_len=16, blocks_per_sequence=4)
+    la, history = train_lookahead(model, CharTokenizer(), text, config, progress=False)
+    assert len(history.loss) == 3 and la.num_lookahead == 2
+    with pytest.raises(ValueError, match="fewer than one window"):
+        train_lookahead(model, CharTokenizer(), ["abc"], config, progress=False)
+    with pytest.raises(ValueError, match="tokenizer"):
+        train_lookahead(model, None, text, config, progress=False)
+
+
+def test_seq_len_too_small_for_L():
+    with pytest.raises(ValueError, match="too short"):
+        TrainConfig(num_lookahead=8, seq_len=9)
+
+
+def test_heldout_loss_matches_training_objective(model):
+    """evaluate_loss is lookahead_loss averaged over windows, with seeded insertion points."""
+    from pass_ref.train import evaluate_loss
+
+    la = pass_ref.LookaheadEmbeddings.from_token(model, 2)
+    windows = data(n=4)
+    loss, acc = evaluate_loss(model, la, windows, blocks_per_sequence=5, batch_size=4, seed=3)
+    insertions = sample_insertions(4, windows.shape[1], 2, 5, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        direct, correct = lookahead_loss(model, la, windows, insertions)
+    assert abs(loss - direct.item()) < 1e-5
+    assert acc == (correct.float() / 20).tolist()
+
+
+def test_cli_train_refuses_existing_output(tmp_path, capsys):
+    """An existing output directory is refused before any model is loaded."""
+    from pass_ref.cli import main
+
+    assert main(["train", "--domain", "code", "--lookahead", "2", "--out", str(tmp_path)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
