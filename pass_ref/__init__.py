@@ -25,20 +25,25 @@ Paper indices are 1-based (x̃_1..x̃_L); code indices are 0-based (``tokens[0]`
 """
 
 from .cache import CachedModel
+from .corpora import Corpus, heldout_prompts, load_corpus, tokenize_windows
 from .decoding import autoregressive_generate, pass_generate, speculative_generate, speculative_loop
 from .drafters import Draft, DraftModelDrafter, LookaheadDrafter
+from .evaluation import AcceptanceResult, compare_lookaheads, measure_acceptance
 from .lookahead import LookaheadEmbeddings
 from .models import default_gguf_path, load_model, tiny_llama, truncated_draft_model
 from .outputs import GenerationOutput, GenerationStats, IterationRecord
 from .sampling import SamplingConfig, logits_to_probs, sample
-from .train import TrainConfig, TrainHistory, lookahead_loss, train_lookahead
+from .train import TrainConfig, TrainHistory, evaluate_loss, lookahead_loss, train_lookahead
+from .trained import load_lookahead
 from .verify import acceptance_probs, residual_distribution, verify_drafts
 from .viz import highlight_html, highlight_terminal, summary_line
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AcceptanceResult",
     "CachedModel",
+    "Corpus",
     "Draft",
     "DraftModelDrafter",
     "GenerationOutput",
@@ -51,12 +56,18 @@ __all__ = [
     "TrainHistory",
     "acceptance_probs",
     "autoregressive_generate",
+    "compare_lookaheads",
     "default_gguf_path",
+    "evaluate_loss",
+    "heldout_prompts",
     "highlight_html",
     "highlight_terminal",
+    "load_corpus",
+    "load_lookahead",
     "load_model",
     "logits_to_probs",
     "lookahead_loss",
+    "measure_acceptance",
     "pass_generate",
     "residual_distribution",
     "sample",
@@ -64,6 +75,7 @@ __all__ = [
     "speculative_loop",
     "summary_line",
     "tiny_llama",
+    "tokenize_windows",
     "train_lookahead",
     "truncated_draft_model",
     "verify_drafts",

@@ -17,6 +17,7 @@ import torch
 
 from . import autoregressive_generate, load_model, pass_generate, speculative_generate, truncated_draft_model
 from .lookahead import LookaheadEmbeddings
+from .trained import load_lookahead
 from .viz import highlight_terminal, legend_terminal, summary_line
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
@@ -70,26 +71,29 @@ def cmd_demo(args) -> int:
     print(f"Loading the default model (SmolLM2-135M-Instruct, float32) ...")
     model, tokenizer = load_model(args.model, dtype=torch.float32)
     ids = _encode(tokenizer, prompt)
-    lookahead = LookaheadEmbeddings.from_token(model, 4)
+    lookahead = load_lookahead("code", 4, model=model)
+    greedy = lookahead.metadata.get("heldout_greedy", {})
     print(
-        "Look-ahead embeddings: untrained, every [LA]_i set to the UNK-token embedding (the paper's "
-        "'[UNK] look-ahead' baseline).\nTraining them is what raises acceptance; untrained, expect few accepted drafts.\n"
+        f"Look-ahead embeddings: the shipped code set, L = 4 ({lookahead.metadata.get('shipped_from', 'trained')}; "
+        f"held-out greedy acceptance {greedy.get('acceptance')}).\n"
     )
     kwargs = dict(max_new_tokens=args.max_new_tokens, eos_token_id=tokenizer.eos_token_id)
     ar = autoregressive_generate(model, ids, **kwargs)
     ps = pass_generate(model, lookahead, ids, **kwargs)
+    unk = pass_generate(model, LookaheadEmbeddings.from_token(model, 4), ids, **kwargs)
     print("=" * 30 + " HumanEval prompt " + "=" * 30)
     print(prompt)
     print("=" * 30 + " autoregressive (greedy) " + "=" * 23)
     print(tokenizer.decode(ar.new_tokens))
-    print("=" * 30 + " PaSS, L = 4 (greedy) " + "=" * 26)
+    print("=" * 30 + " PaSS, trained L = 4 (greedy) " + "=" * 18)
     print(highlight_terminal(ps, tokenizer))
     print(legend_terminal())
     print("=" * 78)
-    same = torch.equal(ar.new_tokens, ps.new_tokens)
-    print(f"Greedy PaSS produced exactly the autoregressive tokens (float32): {same}")
-    print(f"autoregressive: {ar.stats.calls_per_token:.3f} model calls per token ({summary_line(ar)})")
-    print(f"PaSS [UNK] L=4: {ps.stats.calls_per_token:.3f} model calls per token ({summary_line(ps)})")
+    same = torch.equal(ar.new_tokens, ps.new_tokens) and torch.equal(ar.new_tokens, unk.new_tokens)
+    print(f"Greedy PaSS (trained and [UNK]) produced exactly the autoregressive tokens (float32): {same}")
+    print(f"autoregressive:       {ar.stats.tokens_per_call:.3f} tokens per model call ({summary_line(ar)})")
+    print(f"PaSS trained L=4:     {ps.stats.tokens_per_call:.3f} tokens per model call ({summary_line(ps)})")
+    print(f"PaSS [UNK] L=4:       {unk.stats.tokens_per_call:.3f} tokens per model call ({summary_line(unk)})")
     return 0 if same else 1
 
 
@@ -123,9 +127,9 @@ def cmd_train(args) -> int:
     import shutil
     import time
 
-    from .corpora import heldout_prompts, load_corpus, tokenize_windows
-    from .evaluation import measure_acceptance
-    from .train import TrainConfig, evaluate_loss, train_lookahead
+    from .corpora import load_corpus, tokenize_windows
+    from .evaluation import heldout_report
+    from .train import TrainConfig, train_lookahead
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -140,6 +144,7 @@ def cmd_train(args) -> int:
         blocks_per_sequence=args.blocks,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        init=args.init,
     )
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
     corpus = load_corpus(args.domain, "train")
@@ -150,38 +155,33 @@ def cmd_train(args) -> int:
     start = time.perf_counter()
     lookahead, history = train_lookahead(model, tokenizer, windows, config, checkpoint=partial / "state.pt")
     minutes = (time.perf_counter() - start) / 60
-    heldout = tokenize_windows(tokenizer, load_corpus(args.domain, "heldout"), config.seq_len, max_windows=args.eval_windows)
-    loss, accuracy = evaluate_loss(model, lookahead, heldout, seed=args.seed)
-    prompts = heldout_prompts(tokenizer, args.domain, args.eval_prompts, seed=args.seed)
-    greedy = measure_acceptance(model, lookahead, prompts, max_new_tokens=args.eval_tokens)
+    report = heldout_report(
+        model, tokenizer, lookahead, args.domain, seq_len=config.seq_len, windows=args.eval_windows,
+        prompts=args.eval_prompts, new_tokens=args.eval_tokens, seed=args.seed,
+    )
     lookahead.metadata.update(
         {
             "corpus": corpus.describe(),
             "train_windows": int(windows.shape[0]),
             "train_minutes": round(minutes, 2),
             "dtype": args.dtype,
-            "heldout_loss": round(loss, 4),
-            "heldout_top1_accuracy": [round(a, 4) for a in accuracy],
-            "heldout_greedy": {
-                "prompts": len(prompts),
-                "prompt_tokens": 32,
-                "new_tokens_per_prompt": args.eval_tokens,
-                "acceptance": [round(a, 4) for a in greedy.acceptance],
-                "tokens_per_call": round(greedy.tokens_per_call, 4),
-            },
+            **report,
             "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
             "command": f"python -m pass_ref train --domain {args.domain} --lookahead {args.lookahead} --steps {args.steps} "
-            f"--seed {args.seed} --out DIR",
+            f"--seed {args.seed} --init {args.init} --out DIR",
         }
     )
     if out.exists():
         shutil.rmtree(out)
     lookahead.save_pretrained(out)
-    (out / "history.json").write_text(json.dumps({**{"loss": history.loss, "accuracy": history.accuracy}, "heldout_loss": loss}) + "\n")
+    history_json = {"loss": history.loss, "accuracy": history.accuracy, "heldout_loss": report["heldout_loss"]}
+    (out / "history.json").write_text(json.dumps(history_json) + "\n")
     shutil.rmtree(partial)
-    print(f"trained in {minutes:.1f} min; held-out loss {loss:.3f}, top-1 accuracy per [LA]_i {[round(a, 3) for a in accuracy]}")
-    print(f"greedy PaSS on {len(prompts)} held-out prompts: acceptance {[round(a, 3) for a in greedy.acceptance]}, "
-          f"{greedy.tokens_per_call:.3f} tokens per model call")
+    greedy = report["heldout_greedy"]
+    print(f"trained in {minutes:.1f} min; held-out loss {report['heldout_loss']:.3f}, "
+          f"top-1 accuracy per [LA]_i {report['heldout_top1_accuracy']}")
+    print(f"greedy PaSS on {greedy['prompts']} held-out prompts: acceptance {greedy['acceptance']}, "
+          f"{greedy['tokens_per_call']:.3f} tokens per model call")
     print(f"saved to {out}")
     return 0
 
@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seq-len", type=int, default=128)
     tr.add_argument("--blocks", type=int, default=16, help="insertion blocks per sequence sharing one masked pass")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--init", choices=["mean", "unk"], default="mean", help="start from the mean token embedding or UNK (paper)")
     tr.add_argument("--checkpoint-every", type=int, default=25)
     tr.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     tr.add_argument("--device", default="cpu")

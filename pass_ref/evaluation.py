@@ -161,3 +161,29 @@ def plot_training_curves(histories: dict[str, dict], *, smooth: int = 10, ax=Non
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return fig
+
+
+def heldout_report(model, tokenizer, lookahead: LookaheadEmbeddings, domain: str, *, seq_len: int = 128, windows: int = 64, prompts: int = 8, new_tokens: int = 64, seed: int = 0) -> dict:
+    """The held-out figures stored in a checkpoint's metadata.
+
+    The training objective on ``windows`` held-out windows (loss and top-1 accuracy per
+    [LA]_i against the corpus) and greedy PaSS on ``prompts`` held-out 32-token prompts
+    (acceptance per position and tokens per model call).
+    """
+    from .corpora import heldout_prompts, load_corpus, tokenize_windows
+    from .train import evaluate_loss
+
+    heldout = tokenize_windows(tokenizer, load_corpus(domain, "heldout"), seq_len, max_windows=windows)
+    loss, accuracy = evaluate_loss(model, lookahead, heldout, seed=seed)
+    greedy = measure_acceptance(model, lookahead, heldout_prompts(tokenizer, domain, prompts, seed=seed), max_new_tokens=new_tokens)
+    return {
+        "heldout_loss": round(loss, 4),
+        "heldout_top1_accuracy": [round(a, 4) for a in accuracy],
+        "heldout_greedy": {
+            "prompts": prompts,
+            "prompt_tokens": 32,
+            "new_tokens_per_prompt": new_tokens,
+            "acceptance": [round(a, 4) for a in greedy.acceptance],
+            "tokens_per_call": round(greedy.tokens_per_call, 4),
+        },
+    }

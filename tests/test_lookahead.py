@@ -114,3 +114,10 @@ def test_random_lookahead_has_embedding_scale(tiny_model):
     ratio = la.weight.std() / table.std()
     assert 0.5 < ratio < 2
     assert not torch.equal(la.weight, pass_ref.LookaheadEmbeddings.from_random(tiny_model, 3, seed=1).weight)
+
+
+def test_mean_embedding_start(tiny_model):
+    table = tiny_model.get_input_embeddings().weight.float()
+    la = pass_ref.LookaheadEmbeddings.from_mean_embedding(tiny_model, 2)
+    assert la.metadata["init"] == "mean_embedding"
+    assert torch.allclose(la.weight, table.mean(0).expand(2, -1))

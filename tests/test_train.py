@@ -163,3 +163,16 @@ def test_cli_train_refuses_existing_output(tmp_path, capsys):
 
     assert main(["train", "--domain", "code", "--lookahead", "2", "--out", str(tmp_path)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_init_choice(model):
+    """config.init picks the starting vectors; unknown names are refused."""
+    with pytest.raises(ValueError, match="init"):
+        TrainConfig(init="zeros")
+    config = TrainConfig(num_lookahead=2, steps=1, batch_size=2, warmup=0, seq_len=24, blocks_per_sequence=2, lr=1e-9)
+    for init, expected in (("mean", model.get_input_embeddings().weight.float().mean(0)), ("unk", None)):
+        la, _ = train_lookahead(model, None, data(), TrainConfig(**{**config.__dict__, "init": init}), progress=False)
+        if expected is not None:
+            assert torch.allclose(la.weight[0], expected, atol=1e-6)
+        else:
+            assert la.metadata["init"] == "token"
