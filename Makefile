@@ -4,14 +4,18 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) $(wildcard notebooks/solutions/*.ipynb)
+LAB_STAMP := $(VENV)/.lab-installed
 
-.PHONY: install demo test test-unit test-notebooks notebooks overhead train clean help
+.PHONY: install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
 
 help:
 	@echo "make demo            set up .venv and run the headline demo (AR vs PaSS on a HumanEval prompt)"
 	@echo "make test            the whole test suite: pytest + nbval on notebooks/"
 	@echo "make notebooks       re-execute the notebooks in place (full size, outputs committed)"
+	@echo "make lab             open JupyterLab on notebooks/ (widgets render there)"
+	@echo "make test-browser    run 00 and 01 in JupyterLab in headless Chromium, with screenshots (opt-in)"
+	@echo "make handout         dist/pass-ref-handout.tar.gz: the notebooks without the solutions folder"
 	@echo "make overhead        Python overhead of the decoding loops vs model forward time (bfloat16)"
 	@echo "make train           retrain, choose and evaluate every shipped look-ahead set (about 1.5 h on 2 cores)"
 
@@ -34,6 +38,23 @@ test-unit: $(STAMP)
 
 test-notebooks: $(STAMP)
 	CI=$${CI:-true} $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider $(NOTEBOOKS)
+
+$(LAB_STAMP): $(STAMP) requirements-lab.txt
+	$(PIP) install -r requirements-lab.txt
+	touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
+	$(PY) -m jupyter lab --notebook-dir=notebooks
+
+# Needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver);
+# skips with a message when they are missing. Screenshots: runs/browser/*.png.
+test-browser: $(LAB_STAMP)
+	PASS_REF_BROWSER=1 $(PY) -m pytest -rs -p no:cacheprovider tests/browser
+
+handout:
+	mkdir -p dist
+	tar -czf dist/pass-ref-handout.tar.gz --exclude=notebooks/solutions --exclude=.ipynb_checkpoints notebooks pass_ref pyproject.toml requirements.txt requirements-model.txt Makefile README.md
+	@echo "dist/pass-ref-handout.tar.gz: notebooks without notebooks/solutions"
 
 notebooks: $(STAMP)
 	env -u CI $(PY) tools/execute_notebooks.py $(NOTEBOOKS)

@@ -1,0 +1,237 @@
+"""Autograders for the classroom assignments (notebook ``06_assignments``).
+
+Each ``grade_*`` function takes the student's function, checks it against ``pass_ref``
+on seeded random cases, prints one clear line (PASS / FAIL / NOT IMPLEMENTED) and
+returns a ``Grade``. It never raises: a crashing or unfinished answer is reported, the
+kernel keeps running.
+
+    from pass_ref.assignments import grade_residual
+    grade_residual(my_residual)      # prints e.g. "PASS  residual distribution: 60 random cases"
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import theory
+from .verify import acceptance_probs, residual_distribution
+
+PASS, FAIL, NOT_IMPLEMENTED = "PASS", "FAIL", "NOT IMPLEMENTED"
+
+
+@dataclass
+class Grade:
+    """The outcome of one autograder run."""
+
+    assignment: str
+    status: str  # PASS, FAIL or NOT IMPLEMENTED
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    def __str__(self) -> str:
+        return f"{self.status:<16}{self.assignment}: {self.message}"
+
+
+def _run(assignment: str, check: Callable[[], str], verbose: bool) -> Grade:
+    try:
+        grade = Grade(assignment, PASS, check())
+    except NotImplementedError:
+        grade = Grade(assignment, NOT_IMPLEMENTED, "the stub still raises NotImplementedError; write your solution in it")
+    except AssertionError as error:
+        grade = Grade(assignment, FAIL, str(error) or "a check failed")
+    except Exception as error:  # a student's crash is a result, not a kernel failure
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        grade = Grade(assignment, FAIL, f"your function raised {type(error).__name__}: {error} (line {where.lineno})")
+    if verbose:
+        print(grade)
+    return grade
+
+
+def _random_pair(V: int, generator: torch.Generator, sharpness: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+    q = torch.rand(V, generator=generator, dtype=torch.float64) ** sharpness
+    p = torch.rand(V, generator=generator, dtype=torch.float64) ** sharpness
+    return q / q.sum(), p / p.sum()
+
+
+def _as_tensor(value, what: str) -> torch.Tensor:
+    assert isinstance(value, torch.Tensor), f"{what} must be a torch.Tensor, got {type(value).__name__}"
+    return value
+
+
+# ----------------------------------------------------------------------------------------
+# 1. The residual distribution
+# ----------------------------------------------------------------------------------------
+
+def grade_residual(residual: Callable, *, verbose: bool = True) -> Grade:
+    """``residual(q, p) -> (V,)`` must equal norm(max(0, q - p)) (q itself when q == p)."""
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(1)
+        cases = [_random_pair(V, g) for V in (2, 5, 50) for _ in range(20)]
+        q, _ = _random_pair(7, g)
+        cases.append((q, q.clone()))  # nothing to refill: the rule says return q
+        for k, (q, p) in enumerate(cases):
+            got = _as_tensor(residual(q.clone(), p.clone()), "residual(q, p)")
+            want = residual_distribution(q, p)
+            assert got.shape == want.shape, f"case {k}: shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+            assert torch.isfinite(got).all(), f"case {k}: the result has NaN or inf (q == p: {torch.equal(q, p)})"
+            err = (got.double() - want).abs().max().item()
+            assert err < 1e-9, f"case {k} (V={q.numel()}): max |yours - expected| = {err:.2e}"
+        return f"{len(cases)} random cases, including q == p"
+
+    return _run("residual distribution", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 2. The accept loop for one block
+# ----------------------------------------------------------------------------------------
+
+def _reference_block(q, p, drafts, r):
+    K = drafts.shape[0]
+    n = int((r < acceptance_probs(q, p, drafts)).long().cumprod(0).sum())
+    return n, (residual_distribution(q[n], p[n]) if n < K else q[K])
+
+
+def grade_accept_block(accept_block: Callable, *, verbose: bool = True) -> Grade:
+    """``accept_block(q (K+1, V), p (K, V), drafts (K,), r (K,)) -> (n, next_probs (V,))``."""
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(2)
+        outcomes = set()
+        cases = 0
+        for K in (1, 3, 6):
+            for _ in range(25):
+                V = 8
+                q = torch.stack([_random_pair(V, g, 2.0)[0] for _ in range(K + 1)])  # (K+1, V)
+                p = torch.stack([_random_pair(V, g, 2.0)[1] for _ in range(K)])  # (K, V)
+                drafts = torch.multinomial(p, 1, generator=g)[:, 0]  # (K,)
+                r = torch.rand(K, generator=g, dtype=torch.float64)
+                n, next_probs = accept_block(q.clone(), p.clone(), drafts.clone(), r.clone())
+                want_n, want_next = _reference_block(q, p, drafts, r)
+                assert int(n) == want_n, f"K={K}: you accepted {int(n)} drafts, the rule accepts {want_n} (r={r.numpy().round(3)})"
+                next_probs = _as_tensor(next_probs, "next_probs")
+                err = (next_probs.double() - want_next).abs().max().item()
+                what = "the bonus distribution q_{K+1}" if want_n == K else f"the residual at position {want_n + 1}"
+                assert err < 1e-9, f"K={K}, n={want_n}: next_probs should be {what} (max error {err:.2e})"
+                outcomes.add(want_n == K)
+                cases += 1
+        assert outcomes == {True, False}, "internal: the cases should cover full and partial acceptance"
+        return f"{cases} random blocks (K = 1, 3, 6), partial and full acceptance"
+
+    return _run("accept loop for one block", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 3. Expected tokens per call, and 4. its check by simulation
+# ----------------------------------------------------------------------------------------
+
+def grade_tokens_per_call(tokens_per_call: Callable, *, verbose: bool = True) -> Grade:
+    """``tokens_per_call(alpha, L) -> float``: PaSS's expected tokens per model call."""
+
+    def check() -> str:
+        grid = [(a, L) for a in (0.0, 0.1, 0.35, 0.5, 0.8, 0.99, 1.0) for L in (1, 2, 4, 8)]
+        for a, L in grid:
+            got = float(tokens_per_call(a, L))
+            want = theory.pass_tokens_per_call(a, L)
+            assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (
+                f"alpha={a}, L={L}: you give {got:.6f}, expected {want:.6f} "
+                "(hint: one iteration = 2 calls and 1 exact + n accepted + 1 more token)"
+            )
+        return f"{len(grid)} (alpha, L) pairs, including alpha = 0 and 1"
+
+    return _run("expected tokens per call", check, verbose)
+
+
+def grade_simulation(simulate: Callable, *, verbose: bool = True) -> Grade:
+    """``simulate(alpha, L, iterations, generator) -> float``: Monte-Carlo tokens per call."""
+
+    def check() -> str:
+        for a, L in ((0.0, 4), (0.5, 2), (0.8, 4), (1.0, 3)):
+            g = torch.Generator().manual_seed(3)
+            got = float(simulate(a, L, 50_000, g))
+            want = theory.pass_tokens_per_call(a, L)
+            assert abs(got - want) < 0.02, f"alpha={a}, L={L}: simulated {got:.3f}, the expectation is {want:.3f}"
+        g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+        assert float(simulate(0.6, 4, 1000, g1)) == float(simulate(0.6, 4, 1000, g2)), "use the generator you are given: same seed, same estimate"
+        return "within 0.02 of the expectation at 4 settings, reproducible with a seed"
+
+    return _run("simulation of tokens per call", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 5. Predict the speed-up from a measured latency curve
+# ----------------------------------------------------------------------------------------
+
+def grade_speedup_prediction(predict: Callable, *, verbose: bool = True) -> Grade:
+    """``predict(latency: dict n -> seconds, acceptance: list of a_i) -> speed-up over autoregressive``."""
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(5)
+        for case in range(30):
+            L = int(torch.randint(1, 9, (1,), generator=g))
+            base = 0.01 + 0.05 * float(torch.rand(1, generator=g))
+            slope = 0.08 * float(torch.rand(1, generator=g))
+            latency = {n: base * (1 + slope * (n - 1)) for n in range(1, 33)}
+            a = torch.rand(L, generator=g).sort(descending=True).values.cumprod(0).tolist()  # a_1 >= a_2 >= ...
+            want = theory.tokens_per_iteration_from_acceptance(a) * latency[1] / (2 * latency[L + 1])
+            got = float(predict(dict(latency), list(a)))
+            assert math.isclose(got, want, rel_tol=1e-6), (
+                f"case {case} (L={L}): you predict {got:.4f}x, expected {want:.4f}x "
+                "(tokens per iteration x t(1) / (2 t(L+1)))"
+            )
+        return "30 random latency curves and acceptance profiles"
+
+    return _run("speed-up from a latency curve", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 6. Break exactness on purpose, and catch it with the distribution test
+# ----------------------------------------------------------------------------------------
+
+def grade_broken_verifier(broken_verify: Callable, *, samples: int = 2000, verbose: bool = True) -> Grade:
+    """``broken_verify(q, p, drafts, generator) -> (n, next_token)`` must be *caught* by the chi-square test.
+
+    PaSS with the student's verifier samples the first 3 tokens of a tiny 4-token model
+    ``samples`` times (seeded); the chi-square test against the enumerated exact law
+    must reject it (p < 1e-6). A verifier that is still exact is not a broken one.
+    """
+    from .decoding import speculative_loop
+    from .drafters import LookaheadDrafter
+    from .exactness import chi_square_test, empirical_counts, exact_sequence_law, sample_sequences
+    from .lookahead import LookaheadEmbeddings
+    from .models import tiny_llama
+    from .sampling import SamplingConfig
+
+    def check() -> str:
+        V, m, prompt = 4, 3, [1, 2]
+        tiny = tiny_llama(vocab_size=V, hidden_size=16, seed=3, init_std=0.15)
+        la = LookaheadEmbeddings.from_token(tiny, 3)
+        with torch.no_grad():
+            la.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(0))
+        sampling = SamplingConfig(temperature=1.0)
+        law = exact_sequence_law(tiny, prompt, m, sampling)
+
+        def one(seed: int) -> torch.Tensor:
+            out = speculative_loop(
+                tiny, prompt, LookaheadDrafter(tiny, la), num_draft_tokens=3, max_new_tokens=m + 1,
+                sampling=sampling, generator=torch.Generator().manual_seed(seed), verify_fn=broken_verify,
+            )
+            return out.new_tokens[:m]
+
+        counts = empirical_counts(sample_sequences(one, samples), V, m)
+        result = chi_square_test(counts, law.numpy())
+        assert result.pvalue < 1e-6, (
+            f"the distribution test did not catch your verifier (p = {result.pvalue:.3g} >= 1e-6): "
+            "it still samples (nearly) exactly from the model. Break the rule more clearly."
+        )
+        return f"caught: chi-square p = {result.pvalue:.1e} over {samples} samples (an exact verifier gives p > 1e-3)"
+
+    return _run("break exactness and catch it", check, verbose)
