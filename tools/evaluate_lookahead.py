@@ -1,6 +1,6 @@
 """What training buys: trained vs [UNK] vs random look-ahead embeddings (run by `make train`).
 
-    .venv/bin/python tools/evaluate_lookahead.py [--prompts 12] [--max-new-tokens 64]
+    .venv/bin/python tools/evaluate_lookahead.py [--prompts 10] [--max-new-tokens 48]
 
 Default model in bfloat16, PaSS decoding with EOS ignored. Writes
 ``pass_ref/trained/evaluation.json`` (every row) and prints markdown tables:
@@ -34,8 +34,8 @@ TEMPERATURES = (0.0, 0.2, 0.5, 0.8)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=12)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--prompts", type=int, default=10)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--out", default=str(TRAINED_DIR / "evaluation.json"))
     args = parser.parse_args()
     start = time.perf_counter()

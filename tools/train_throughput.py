@@ -18,7 +18,7 @@ import pass_ref
 from pass_ref.train import lookahead_loss, sample_insertions
 
 T, B, L, REPEATS = 128, 8, 4, 3
-METHODS = (("naive K=1", 1, "naive"), ("masked K=32", 32, "masked"))
+METHODS = (("naive K=1", 1, "naive"), ("masked K=16", 16, "masked"), ("masked K=32", 32, "masked"))  # K=16: the shipped recipe
 
 
 def main() -> None:
@@ -39,7 +39,10 @@ def main() -> None:
             rates[name].append(B * K * L / (time.perf_counter() - start))
     for name, values in rates.items():
         print(f"{name}: median {statistics.median(values):.0f} supervised targets/s  {[round(v) for v in values]}")
-    print(f"ratio {statistics.median(rates['masked K=32']) / statistics.median(rates['naive K=1']):.1f}x")
+    naive = statistics.median(rates["naive K=1"])
+    for name in rates:
+        if name != "naive K=1":
+            print(f"{name} / naive: {statistics.median(rates[name]) / naive:.1f}x")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,59 @@
+"""The shipped look-ahead sets: complete, small, documented, loadable onto the default model, exact."""
+
+import json
+
+import pytest
+import torch
+
+import pass_ref
+from pass_ref.trained import SHIPPED_L, TRAINED_DIR, load_lookahead, trained_path, training_history
+
+SETS = [(d, L) for d in ("code", "text") for L in SHIPPED_L]
+
+
+@pytest.mark.parametrize("domain, L", SETS)
+def test_shipped_set_has_metadata_and_is_small(domain, L):
+    path = trained_path(domain, L)
+    assert sum(f.stat().st_size for f in path.iterdir()) < 300_000
+    la = pass_ref.LookaheadEmbeddings.from_pretrained(path)
+    m = la.metadata
+    assert la.num_lookahead == L and m["trained"] and m["corpus"]["domain"] == domain and m["corpus"]["split"] == "train"
+    assert m["recipe"]["num_lookahead"] == m.get("truncated_from", L)
+    assert 0 < m["train_minutes"] <= 20, "each shipped set must train within the 20-minute budget"
+    assert m["heldout_loss"] > 0 and len(m["heldout_greedy"]["acceptance"]) == L and m["heldout_greedy"]["tokens_per_call"] >= 1
+    assert m["shipped_from"] and "command" in m
+    history = training_history(domain, L)
+    assert len(history["loss"]) == m["recipe"]["steps"]
+
+
+@pytest.mark.parametrize("domain", ["code", "text"])
+def test_truncated_sets_are_prefixes_of_the_L8_set(domain):
+    full = load_lookahead(domain, 8)
+    for L in SHIPPED_L:
+        la = load_lookahead(domain, L)
+        if la.metadata.get("truncated_from") == 8:
+            assert torch.equal(la.weight, full.weight[:L])
+
+
+def test_comparison_evidence_is_shipped():
+    evidence = json.loads((TRAINED_DIR / "comparison.json").read_text())
+    assert {r["source"] for r in evidence["rows"]} == {"separate L=2", "separate L=4", "truncated L=8"}
+    assert set(evidence["shipped"]) == {f"{d}-L{L}" for d, L in SETS}
+
+
+def test_bad_requests():
+    with pytest.raises(ValueError, match="domain"):
+        load_lookahead("wikipedia", 4)
+    with pytest.raises(FileNotFoundError, match="shipped"):
+        load_lookahead("code", 5)
+
+
+@pytest.mark.slow
+def test_shipped_sets_fit_the_default_model_and_stay_exact(real_model):
+    """Loads every set onto SmolLM2 (compatibility check) and greedy PaSS with them equals greedy decoding."""
+    model, tokenizer = real_model
+    ids = tokenizer("def fibonacci(n):\n    ", return_tensors="pt").input_ids
+    ref = pass_ref.autoregressive_generate(model, ids, max_new_tokens=24)
+    for domain, L in SETS:
+        la = load_lookahead(domain, L, model=model)
+        assert torch.equal(pass_ref.pass_generate(model, la, ids, max_new_tokens=24).new_tokens, ref.new_tokens), (domain, L)
