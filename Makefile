@@ -44,7 +44,7 @@ $(LAB_STAMP): $(STAMP) requirements-lab.txt
 	touch $(LAB_STAMP)
 
 lab: $(LAB_STAMP)
-	$(PY) -m jupyter lab --notebook-dir=notebooks
+	$(PY) -m jupyter lab --notebook-dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 # Needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver);
 # skips with a message when they are missing. Screenshots: runs/browser/*.png.

@@ -57,7 +57,7 @@ def lab(tmp_path_factory):
     cmd = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work / 'notebooks'}",
-        "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False",
+        "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False", "--allow-root",
     ]
     log = open(work / "lab.log", "w")
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=work)
