@@ -145,12 +145,16 @@ def test_speculative_sampling_widget_draws_its_figure(lab, browser):
 
     url, token = lab
     _run_all(browser, url, token, "01_speculative_sampling.ipynb")
-    deadline = time.time() + 60
+    browser.execute_script("window.jupyterapp.commands.execute('notebook:move-cursor-to-end');")  # render the last cells
+    deadline = time.time() + 90
     images = []
     while not images and time.time() < deadline:
         images = browser.find_elements(By.CSS_SELECTOR, ".widget-interact img, .jupyter-widgets img")
         time.sleep(1)
-    assert images, "the ipywidgets explorer did not render its figure"
+    if not images:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SHOTS / "01_speculative_sampling-FAILED.png"))
+    assert images, "the ipywidgets explorer did not render its figure (see runs/browser/*-FAILED.png)"
     sliders = browser.find_elements(By.CSS_SELECTOR, ".widget-interact .widget-slider, .widget-interact .jupyter-widgets")
     assert sliders, "the explorer's sliders are missing"
     _screenshot(browser, images[0], SHOTS / "01_speculative_sampling.png")
