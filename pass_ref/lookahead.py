@@ -75,13 +75,12 @@ class LookaheadEmbeddings(torch.nn.Module):
         if token_id is None:
             token_id = getattr(model.config, "unk_token_id", None)
         if token_id is None:
-            vector, init = table.float().mean(dim=0), {"init": "mean_embedding"}
-        else:
-            if not 0 <= int(token_id) < table.shape[0]:
-                raise ValueError(f"token_id {token_id} is outside the vocabulary of {table.shape[0]}")
-            vector, init = table[int(token_id)].float(), {"init": "token", "token_id": int(token_id)}
-        weight = vector.cpu().expand(num_lookahead, -1).clone()  # (L, D)
-        return cls(weight, base_model=model_identity(model), base_probe=embedding_probe(model), metadata={**init, "trained": False})
+            return cls.from_mean_embedding(model, num_lookahead)
+        if not 0 <= int(token_id) < table.shape[0]:
+            raise ValueError(f"token_id {token_id} is outside the vocabulary of {table.shape[0]}")
+        weight = table[int(token_id)].float().cpu().expand(num_lookahead, -1).clone()  # (L, D)
+        metadata = {"init": "token", "token_id": int(token_id), "trained": False}
+        return cls(weight, base_model=model_identity(model), base_probe=embedding_probe(model), metadata=metadata)
 
     @classmethod
     def from_mean_embedding(cls, model, num_lookahead: int) -> "LookaheadEmbeddings":
