@@ -22,7 +22,7 @@ import torch
 
 import pass_ref
 from pass_ref.corpora import heldout_prompts
-from pass_ref.evaluation import heldout_report, measure_acceptance
+from pass_ref.evaluation import compare_lookaheads, heldout_report
 from pass_ref.trained import TRAINED_DIR
 
 PROMPTS, NEW_TOKENS = 12, 64
@@ -41,15 +41,18 @@ def main() -> int:
         runs = {L: pass_ref.LookaheadEmbeddings.from_pretrained(args.runs / f"{domain}-L{L}", model=model) for L in (2, 4, 8)}
         prompts = heldout_prompts(tokenizer, domain, args.prompts, seed=1)  # not the prompts the train command evaluated on
         for k in (2, 4):
+            candidates = {f"separate L={k}": runs[k], "truncated L=8": runs[8].truncated(k)}
+            results = compare_lookaheads(
+                model, candidates, {"held-out": prompts}, temperatures=(0.0, 0.8), top_k=10,
+                max_new_tokens=args.max_new_tokens, progress=False,
+            )
             scores = {}
-            for source, la in ((f"separate L={k}", runs[k]), ("truncated L=8", runs[8].truncated(k))):
-                for temp in (0.0, 0.8):
-                    r = measure_acceptance(model, la, prompts, max_new_tokens=args.max_new_tokens, temperature=temp, top_k=10 if temp else None)
-                    row = {"domain": domain, "L": k, "source": source, "temperature": temp, "acceptance": r.acceptance, "tokens_per_call": r.tokens_per_call}
-                    evidence["rows"].append(row)
-                    print(json.dumps(row), flush=True)
-                    if temp == 0:
-                        scores[source] = r.tokens_per_call
+            for r in results:
+                row = {"domain": domain, "L": k, "source": r.name, "temperature": r.temperature, "acceptance": r.acceptance, "tokens_per_call": r.tokens_per_call}
+                evidence["rows"].append(row)
+                print(json.dumps(row), flush=True)
+                if r.temperature == 0:
+                    scores[r.name] = r.tokens_per_call
             winner = max(scores, key=scores.get)
             shipped[(domain, k)] = (runs[k], f"separate L={k} training") if winner.startswith("separate") else (runs[8].truncated(k), "first k vectors of the L=8 training")
             print(f"{domain} L={k}: ship {winner} ({scores})", flush=True)
