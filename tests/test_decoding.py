@@ -13,7 +13,8 @@ def lookahead(model, L, seed=0):
     """Untrained random look-ahead vectors (random drafts, still exact output)."""
     la = LookaheadEmbeddings.from_token(model, L)
     with torch.no_grad():
-        la.weight.normal_(0, 0.2, generator=torch.Generator().manual_seed(seed))
+        noise = torch.randn(la.weight.shape, generator=torch.Generator().manual_seed(seed), dtype=la.weight.dtype)
+        la.weight.copy_(0.2 * noise)  # drawn on the CPU: the same vectors on every device
     return la
 
 

@@ -1,0 +1,176 @@
+"""The latency model: forward-pass cost t(n) and the speed-ups it predicts.
+
+Decoding time is dominated by forward passes. With t(n) the latency of one forward pass
+over n new tokens on top of a KV cache of realistic length, every method's speed-up over
+autoregressive decoding (one token per t(1)) follows from its tokens per iteration and
+the calls an iteration makes (PAPER.md §2; ``pass_ref.theory``):
+
+    PaSS, L look-ahead tokens:      (2 + E[n]) / (2 t(L + 1))          against 1 / t(1)
+    draft model, k drafts:          (1 + E[n]) / (t(k + 1) + k t_d(1))  against 1 / t(1)
+    prompt lookup, k candidates:    (1 + E[n]) / t(k + 1)               against 1 / t(1)
+
+E[n] = a_1 + ... + a_k with a_i the measured acceptance per position. t(n) is a property
+of the hardware, the model's shape and the dtype, not of the weights' values, so it can
+be measured with random weights; acceptance is a property of the weights, not of the
+hardware. Measuring both separately is what transfers a CPU result to a GPU.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import torch
+from transformers import DynamicCache
+
+from .cache import input_device
+
+
+@dataclass
+class LatencyCurve:
+    """Median seconds of one forward pass over n new tokens, after ``context`` cached tokens."""
+
+    new_tokens: list[int]  # n values, ascending
+    seconds: list[float]  # median latency for each n
+    context: int  # KV-cache length the passes ran on
+    repeats: int
+    device: str
+    dtype: str
+    model: str
+    samples: list[list[float]] = field(default_factory=list)  # every timing, per n
+
+    def t(self, n: int) -> float:
+        """Median latency of a pass over ``n`` new tokens (must have been measured)."""
+        try:
+            return self.seconds[self.new_tokens.index(n)]
+        except ValueError:
+            raise KeyError(f"t({n}) was not measured; measured n: {self.new_tokens}") from None
+
+    def ratio(self, n: int) -> float:
+        """t(n) / t(1): how much a pass over n tokens costs relative to one token."""
+        return self.t(n) / self.t(1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LatencyCurve":
+        return cls(**data)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_forward_latency(
+    model,
+    new_tokens: Sequence[int] = tuple(range(1, 33)),
+    *,
+    context: int = 256,
+    repeats: int = 7,
+    warmup: int = 2,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> LatencyCurve:
+    """Measure t(n) for each n in ``new_tokens`` on top of a ``context``-token KV cache.
+
+    The cache is filled once with random token ids; each timed pass appends n random ids
+    and is cropped back, so every pass sees the same context length. The n values are
+    visited in a fresh random order in every repeat so drift on a shared machine hits
+    them alike; the median of ``repeats`` timings is reported. CUDA work is
+    synchronised before each clock read.
+    """
+    ns = sorted(set(int(n) for n in new_tokens))
+    if not ns or ns[0] < 1:
+        raise ValueError(f"new_tokens must be positive integers, got {list(new_tokens)}")
+    if 1 not in ns:
+        ns = [1] + ns  # every ratio is relative to t(1)
+    if context < 1 or repeats < 1 or warmup < 0:
+        raise ValueError("context and repeats must be >= 1 and warmup >= 0")
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and context + ns[-1] > limit:
+        raise ValueError(f"context {context} + {ns[-1]} new tokens exceed the model's {limit} positions")
+    device = input_device(model)
+    vocab = model.get_input_embeddings().weight.shape[0]
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    samples: dict[int, list[float]] = {n: [] for n in ns}
+    cache = DynamicCache(config=model.config)
+    order_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=(warmup + repeats) * len(ns), desc="t(n)", leave=False)
+    with torch.inference_mode():
+        prefix = torch.randint(0, vocab, (1, context), generator=generator).to(device)  # (1, C)
+        model(input_ids=prefix, cache=cache, use_cache=True)
+        for rep in range(warmup + repeats):
+            for i in torch.randperm(len(ns), generator=order_gen).tolist():
+                n = ns[i]
+                ids = torch.randint(0, vocab, (1, n), generator=generator).to(device)  # (1, n)
+                _sync(device)
+                start = time.perf_counter()
+                model(input_ids=ids, cache=cache, use_cache=True)
+                _sync(device)
+                elapsed = time.perf_counter() - start
+                cache.crop(-n)  # back to the context
+                if rep >= warmup:
+                    samples[n].append(elapsed)
+                if bar is not None:
+                    bar.update()
+    if bar is not None:
+        bar.close()
+    dtype = str(model.get_input_embeddings().weight.dtype).replace("torch.", "")
+    return LatencyCurve(
+        new_tokens=ns,
+        seconds=[statistics.median(samples[n]) for n in ns],
+        context=context,
+        repeats=repeats,
+        device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        dtype=dtype,
+        model=str(getattr(model.config, "name_or_path", "") or type(model).__name__),
+        samples=[samples[n] for n in ns],
+    )
+
+
+def predicted_pass_speedup(curve: LatencyCurve, acceptance: Sequence[float]) -> float:
+    """PaSS over autoregressive: (2 + sum a_i) t(1) / (2 t(L + 1)), L = len(acceptance)."""
+    L = len(acceptance)
+    return (2.0 + float(sum(acceptance))) * curve.t(1) / (2.0 * curve.t(L + 1))
+
+
+def predicted_speculative_speedup(curve: LatencyCurve, acceptance: Sequence[float], draft_call_s: float) -> float:
+    """Draft model with k = len(acceptance) drafts, each draft call costing ``draft_call_s``."""
+    k = len(acceptance)
+    return (1.0 + float(sum(acceptance))) * curve.t(1) / (curve.t(k + 1) + k * draft_call_s)
+
+
+def predicted_prompt_lookup_speedup(curve: LatencyCurve, tokens_per_call: float, candidates: int) -> float:
+    """Prompt lookup: ``tokens_per_call`` tokens per pass over up to ``candidates`` + 1 tokens.
+
+    Uses t(candidates + 1), the worst case (a pass over fewer candidates costs less).
+    """
+    return tokens_per_call * curve.t(1) / curve.t(candidates + 1)
+
+
+def plot_latency(curves: Sequence[LatencyCurve], ax=None, *, relative: bool = True, labels: Sequence[str] | None = None):
+    """Plot t(n)/t(1) (or t(n) in ms) against n for one or more curves; returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for i, curve in enumerate(curves):
+        label = labels[i] if labels else f"{curve.model} ({curve.dtype}, {curve.device})"
+        ys = [curve.ratio(n) for n in curve.new_tokens] if relative else [1e3 * s for s in curve.seconds]
+        ax.plot(curve.new_tokens, ys, marker="o", markersize=3, label=label)
+    ax.set_xlabel("n new tokens in the forward pass")
+    ax.set_ylabel("t(n) / t(1)" if relative else "t(n) [ms]")
+    if relative:
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
