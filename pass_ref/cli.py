@@ -1,9 +1,10 @@
-"""Command line: ``python -m pass_ref {generate, demo, overhead, train}``.
+"""Command line: ``python -m pass_ref {generate, demo, overhead, train, bench}``.
 
     python -m pass_ref generate "def add(a, b):" --method pass --lookahead 4
     python -m pass_ref demo            # what `make demo` runs
     python -m pass_ref overhead        # Python-side cost of the loops vs model forward time
     python -m pass_ref train --domain code --lookahead 4 --steps 150 --out runs/code-L4
+    python -m pass_ref bench --task humaneval --prompts 10 --out runs/bench
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from . import autoregressive_generate, load_model, pass_generate, speculative_generate, truncated_draft_model
 from .lookahead import LookaheadEmbeddings
+from .train import TrainConfig
 from .trained import load_lookahead
 from .viz import highlight_terminal, legend_terminal, summary_line
 
@@ -145,6 +147,10 @@ def cmd_train(args) -> int:
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         init=args.init,
+        targets=args.targets,
+        data=args.data,
+        distill_windows=args.distill_windows,
+        deep=args.deep,
     )
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
     corpus = load_corpus(args.domain, "train")
@@ -168,7 +174,8 @@ def cmd_train(args) -> int:
             **report,
             "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
             "command": f"python -m pass_ref train --domain {args.domain} --lookahead {args.lookahead} --steps {args.steps} "
-            f"--seed {args.seed} --init {args.init} --out DIR",
+            f"--seed {args.seed} --init {args.init} --targets {args.targets} --data {args.data} "
+            f"--distill-windows {args.distill_windows} {'--deep' if args.deep else '--no-deep'} --out DIR",
         }
     )
     if out.exists():
@@ -184,6 +191,48 @@ def cmd_train(args) -> int:
           f"{greedy['tokens_per_call']:.3f} tokens per model call")
     print(f"saved to {out}")
     return 0
+
+
+def _number_list(text: str, kind=float) -> list:
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("the list is empty")
+    return values
+
+
+def cmd_bench(args) -> int:
+    """Every method on the same prompts, interleaved; table, CSV/JSON and figures under --out."""
+    from .bench import format_markdown
+    from .bench_setup import benchmark, trained_lookaheads
+
+    if args.quick:
+        args.prompts = args.prompts or 3
+        args.max_new_tokens = args.max_new_tokens or 96
+    args.prompts = args.prompts or 20
+    args.max_new_tokens = args.max_new_tokens or 256
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda but torch sees no CUDA device")
+    model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
+    trained = trained_lookaheads(model, args.task, args.lookahead, args.trained) if "pass" in args.methods else None
+    command = "python -m pass_ref " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
+    result = benchmark(
+        model, tokenizer, task=args.task, prompts=args.prompts, max_new_tokens=args.max_new_tokens,
+        lookaheads=args.lookahead, unk_lookaheads=args.unk_lookahead, temperatures=args.temperature,
+        top_k=args.top_k, methods=args.methods, num_draft_tokens=args.num_draft_tokens,
+        draft_layers=args.draft_layers, prompt_lookup_tokens=args.prompt_lookup_tokens, trained=trained,
+        latency=not args.no_latency, out=args.out, command=command, seed=args.seed,
+    )
+    print(format_markdown(result.rows))
+    status = "complete" if result.completed else "INTERRUPTED (partial results saved)"
+    print(f"{args.task}: {args.prompts} prompts x {args.max_new_tokens} tokens, {args.dtype} on {args.device}; "
+          f"{result.minutes:.1f} min, {status}")
+    if args.out:
+        print(f"written to {args.out}/ (summary.md, summary.csv, results.json, records.jsonl, "
+              f"{len(result.figures)} figures)")
+    return 0 if result.completed else 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,7 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seq-len", type=int, default=128)
     tr.add_argument("--blocks", type=int, default=16, help="insertion blocks per sequence sharing one masked pass")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--init", choices=["mean", "unk"], default="mean", help="start from the mean token embedding or UNK (paper)")
+    tr.add_argument("--init", choices=["mean", "unk", "frequent"], default=TrainConfig.init, help="start: mean token embedding, UNK (paper), or frequent tokens")
+    tr.add_argument("--targets", choices=["data", "soft"], default=TrainConfig.targets, help="corpus tokens (paper) or the model's own distribution")
+    tr.add_argument("--data", choices=["corpus", "self-greedy", "self-sampled", "self-mixed"], default=TrainConfig.data, help="corpus text (paper) or the model's own continuations")
+    tr.add_argument("--distill-windows", type=int, default=TrainConfig.distill_windows, help="windows the model continues for --data self-*")
+    tr.add_argument("--deep", action=argparse.BooleanOptionalAction, default=TrainConfig.deep, help="per-layer look-ahead vectors")
     tr.add_argument("--checkpoint-every", type=int, default=25)
     tr.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     tr.add_argument("--device", default="cpu")
@@ -239,6 +292,31 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-prompts", type=int, default=8, help="held-out 32-token prompts for greedy acceptance")
     tr.add_argument("--eval-tokens", type=int, default=64, help="tokens generated per held-out prompt")
     tr.set_defaults(func=cmd_train)
+
+    from .bench import METHODS
+    from .bench_setup import TASKS
+
+    be = sub.add_parser("bench", help="time every method on the same prompts (paper Tables 1-2)")
+    be.add_argument("--task", choices=TASKS, default="humaneval", help="HumanEval prompts or 32-token held-out code/text")
+    be.add_argument("--prompts", type=int, default=None, help="number of prompts (default 20; --quick 3)")
+    be.add_argument("--max-new-tokens", type=int, default=None, help="tokens per generation (default 256; --quick 96)")
+    be.add_argument("--lookahead", type=lambda t: _number_list(t, int), default=[4], help="L values for trained PaSS, e.g. 2,4,6,8")
+    be.add_argument("--unk-lookahead", type=lambda t: _number_list(t, int), default=None, help="L values for [UNK] PaSS (default: --lookahead)")
+    be.add_argument("--temperature", type=_number_list, default=[0.0], help="temperatures, e.g. 0,0.2,0.5,0.8 (0 = greedy)")
+    be.add_argument("--top-k", type=int, default=10)
+    be.add_argument("--methods", type=lambda t: [m.strip() for m in t.split(",")], default=list(METHODS), help=",".join(METHODS))
+    be.add_argument("--trained", default=None, help="directory of trained look-ahead embeddings (default: the shipped set)")
+    be.add_argument("--num-draft-tokens", type=int, default=4, help="drafts per iteration of the draft-model baseline")
+    be.add_argument("--draft-layers", type=int, default=8, help="layers of the self-speculative draft model")
+    be.add_argument("--prompt-lookup-tokens", type=int, default=10)
+    be.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
+    be.add_argument("--device", default="cpu")
+    be.add_argument("--out", default=None, help="directory for summary.md/.csv, results.json, records.jsonl and figures")
+    be.add_argument("--quick", action="store_true", help="a small size (3 prompts x 96 tokens) unless given")
+    be.add_argument("--no-latency", action="store_true", help="skip measuring t(n) (no predicted speed-ups)")
+    be.add_argument("--seed", type=int, default=0)
+    be.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
+    be.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -71,7 +71,9 @@ class LookaheadDrafter:
         pending = sequence[target.length :]  # real tokens without KV (>= 1)
         # 1. One forward pass over [pending..., LA_1..LA_k]; the LA positions' KV is
         #    cropped inside CachedModel.forward right after the call.
-        logits = target.forward(pending, extra_embeds=self.vectors[:k])[-(k + 1) :]  # (k+1, V)
+        #    Deep look-ahead vectors (if any) are added inside the layers at the k LA positions.
+        with self.lookahead.applied(target.model, torch.arange(k)):
+            logits = target.forward(pending, extra_embeds=self.vectors[:k])[-(k + 1) :]  # (k+1, V)
         # 2. Row 0 is q(. | x_1..x_n): the exact next token. Rows 1..k are p_LA,1..p_LA,k.
         probs = logits_to_probs(logits, sampling)  # (k+1, V)
         tokens = sample(probs, generator)  # (k+1,)

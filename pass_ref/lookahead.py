@@ -7,14 +7,23 @@ ahead of the last real token. Attention is causal, so the output at ``[LA]_i`` n
 depends on ``[LA]_j`` for j > i: the first k vectors of a set draft exactly as they do
 inside the full set.
 
-Files (``save_pretrained``): ``lookahead.safetensors`` with the (L, D) weight and a
-small probe of the base model's embedding matrix, and ``lookahead_config.json`` with
+**Deep look-ahead** (our extension, issue 5): optionally, learned vectors added to the
+hidden state entering every decoder layer, at the look-ahead positions only
+(``layer_weight``, (num_layers, L, D), zero at the start: then it drafts exactly like the
+plain vectors). Real positions never see them: a hook adds them to the last M positions
+of a call whose last M inputs are look-ahead vectors, and causal attention keeps real
+positions from attending to those, so real-token logits are bit-identical to the frozen
+model's (tested) and verification stays exact.
+
+Files (``save_pretrained``): ``lookahead.safetensors`` with the (L, D) weight (and the
+deep ``layer_weight`` if any) and a small probe of the base model's embedding matrix, and ``lookahead_config.json`` with
 L, the base model's identity and how the vectors were made or trained. Loading onto
 another model raises ``ValueError`` instead of silently mis-drafting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -40,11 +49,24 @@ class LookaheadEmbeddings(torch.nn.Module):
         metadata: free-form JSON-able facts (initialisation, corpus, steps, ...).
     """
 
-    def __init__(self, weight: torch.Tensor, *, base_model: dict, base_probe: torch.Tensor, metadata: dict | None = None):
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        *,
+        base_model: dict,
+        base_probe: torch.Tensor,
+        metadata: dict | None = None,
+        layer_weight: torch.Tensor | None = None,
+    ):
         super().__init__()
         if weight.ndim != 2 or weight.shape[0] < 1:
             raise ValueError(f"weight must be (L, D) with L >= 1, got shape {tuple(weight.shape)}")
         self.weight = torch.nn.Parameter(weight.detach().float().clone())  # (L, D), trained in float32
+        self.layer_weight = None  # (num_layers, L, D) deep look-ahead vectors, or None
+        if layer_weight is not None:
+            if layer_weight.ndim != 3 or tuple(layer_weight.shape[1:]) != tuple(weight.shape):
+                raise ValueError(f"layer_weight must be (num_layers, L, D) = (*, {tuple(weight.shape)}), got {tuple(layer_weight.shape)}")
+            self.layer_weight = torch.nn.Parameter(layer_weight.detach().float().clone())
         self.base_model = dict(base_model)
         self.register_buffer("base_probe", base_probe.detach().float().cpu().clone(), persistent=False)
         self.metadata = dict(metadata or {})
@@ -58,8 +80,65 @@ class LookaheadEmbeddings(torch.nn.Module):
     def hidden_size(self) -> int:
         return self.weight.shape[1]
 
+    @property
+    def deep(self) -> bool:
+        """True if per-layer look-ahead vectors are added inside the model."""
+        return self.layer_weight is not None
+
+    @property
+    def num_parameters(self) -> int:
+        """L x d_emb, plus num_layers x L x d_emb for deep look-ahead."""
+        return sum(p.numel() for p in self.parameters())
+
     def extra_repr(self) -> str:
-        return f"L={self.num_lookahead}, d_emb={self.hidden_size}, base={self.base_model.get('name_or_path')!r}"
+        deep = f", deep over {self.layer_weight.shape[0]} layers" if self.deep else ""
+        return f"L={self.num_lookahead}, d_emb={self.hidden_size}{deep}, base={self.base_model.get('name_or_path')!r}"
+
+    def make_deep(self, model) -> "LookaheadEmbeddings":
+        """Add zero-initialised per-layer vectors (drafts are unchanged until they are trained)."""
+        layers = _decoder_layers(model)
+        if self.deep:
+            raise ValueError("these look-ahead embeddings are already deep")
+        self.layer_weight = torch.nn.Parameter(torch.zeros(len(layers), *self.weight.shape, device=self.weight.device))
+        self.metadata["deep"] = True
+        return self
+
+    @contextlib.contextmanager
+    def applied(self, model, slots: torch.Tensor):
+        """Inside the block, every decoder layer adds ``layer_weight[layer, slots]`` to the
+        last ``len(slots)`` positions of its input hidden states (a no-op if not deep).
+
+        ``slots`` (M,) says which [LA]_i sits at each of those positions: ``arange(k)`` for
+        a drafting call, ``arange(K * L) % L`` for K training blocks. Callers put the
+        look-ahead inputs last, so real positions are never touched.
+        """
+        if not self.deep or slots.shape[0] == 0:
+            yield
+            return
+        layers = _decoder_layers(model)
+        if len(layers) != self.layer_weight.shape[0]:
+            raise ValueError(f"deep look-ahead has {self.layer_weight.shape[0]} layers, the model {len(layers)}")
+        M = slots.shape[0]
+        handles = []
+
+        def make_hook(index: int):
+            def hook(module, args, kwargs):
+                hidden = args[0] if args else kwargs["hidden_states"]  # (B, T, D)
+                delta = self.layer_weight[index, slots.to(self.layer_weight.device)].to(hidden.dtype)  # (M, D)
+                shifted = torch.cat([hidden[:, :-M], hidden[:, -M:] + delta.to(hidden.device)], dim=1)
+                if args:
+                    return (shifted, *args[1:]), kwargs
+                return args, {**kwargs, "hidden_states": shifted}
+
+            return hook
+
+        try:
+            for i, layer in enumerate(layers):
+                handles.append(layer.register_forward_pre_hook(make_hook(i), with_kwargs=True))
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     @classmethod
     def from_token(cls, model, num_lookahead: int, token_id: int | None = None) -> "LookaheadEmbeddings":
@@ -114,7 +193,8 @@ class LookaheadEmbeddings(torch.nn.Module):
         if k > self.num_lookahead:
             raise ValueError(f"cannot keep {k} of {self.num_lookahead} look-ahead embeddings")
         metadata = {**self.metadata, "truncated_from": self.num_lookahead}
-        return LookaheadEmbeddings(self.weight.detach()[:k].clone(), base_model=self.base_model, base_probe=self.base_probe, metadata=metadata)
+        deep = self.layer_weight.detach()[:, :k].clone() if self.deep else None
+        return LookaheadEmbeddings(self.weight.detach()[:k].clone(), base_model=self.base_model, base_probe=self.base_probe, metadata=metadata, layer_weight=deep)
 
     def check_compatible(self, model) -> None:
         """Raise ``ValueError`` unless these vectors were made for ``model``."""
@@ -148,10 +228,10 @@ class LookaheadEmbeddings(torch.nn.Module):
         if (directory / WEIGHTS_NAME).exists() and not overwrite:
             raise FileExistsError(f"{directory} already holds look-ahead embeddings (pass overwrite=True)")
         directory.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {"weight": self.weight.detach().float().cpu().contiguous(), "base_probe": self.base_probe.contiguous()},
-            str(directory / WEIGHTS_NAME),
-        )
+        tensors = {"weight": self.weight.detach().float().cpu().contiguous(), "base_probe": self.base_probe.contiguous()}
+        if self.deep:
+            tensors["layer_weight"] = self.layer_weight.detach().float().cpu().contiguous()
+        save_file(tensors, str(directory / WEIGHTS_NAME))
         config = {
             "format_version": FORMAT_VERSION,
             "num_lookahead": self.num_lookahead,
@@ -173,10 +253,20 @@ class LookaheadEmbeddings(torch.nn.Module):
         weight = tensors["weight"]
         if tuple(weight.shape) != (config["num_lookahead"], config["hidden_size"]):
             raise ValueError(f"{directory}: weight shape {tuple(weight.shape)} disagrees with its config")
-        lookahead = cls(weight, base_model=config["base_model"], base_probe=tensors["base_probe"], metadata=config.get("metadata"))
+        lookahead = cls(
+            weight, base_model=config["base_model"], base_probe=tensors["base_probe"], metadata=config.get("metadata"),
+            layer_weight=tensors.get("layer_weight"),
+        )
         if model is not None:
             lookahead.check_compatible(model)
         return lookahead
+
+
+def _decoder_layers(model):
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        raise TypeError(f"{type(model).__name__} has no `model.layers`: deep look-ahead needs a decoder-only model")
+    return layers[: model.config.num_hidden_layers]
 
 
 def check_num_lookahead(num_lookahead) -> None:

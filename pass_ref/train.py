@@ -15,6 +15,18 @@ Two equivalent ways to compute it (``lookahead_loss``):
   earlier look-ahead tokens. Same loss for the same insertion points (tested), many more
   supervised targets per second.
 
+Options measured in the issue-5 ablation (README, "What makes drafts pay"):
+
+- ``targets="soft"``: cross-entropy against the frozen model's own distribution q at the
+  target position given the true prefix (read off the no-gradient real pass, so free)
+  instead of the corpus token: acceptance is agreement with q;
+- ``data="self-greedy" | "self-sampled" | "self-mixed"``: train on the model's own
+  continuations of the training prompts (``pass_ref.distill``), generated inside the
+  budget;
+- ``deep=True``: per-layer look-ahead vectors (``LookaheadEmbeddings.make_deep``);
+- ``init="frequent"``: start from the count-weighted mean embedding of the corpus's most
+  frequent tokens.
+
 Shapes: ``B`` sequences, ``T`` tokens per sequence, ``K`` insertion blocks per sequence,
 ``L`` look-ahead tokens, ``D`` hidden size, ``V`` vocabulary.
 """
@@ -22,6 +34,7 @@ Shapes: ``B`` sequences, ``T`` tokens per sequence, ``K`` insertion blocks per s
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,18 +45,21 @@ from .corpora import tokenize_windows
 from .lookahead import LookaheadEmbeddings, check_num_lookahead
 
 
-def sample_insertions(batch: int, seq_len: int, num_lookahead: int, blocks: int, generator: torch.Generator) -> torch.Tensor:
+def sample_insertions(
+    batch: int, seq_len: int, num_lookahead: int, blocks: int, generator: torch.Generator, *, first: int = 0
+) -> torch.Tensor:
     """(B, K) distinct insertion indices i (0-based last visible real token), sorted per row.
 
     Every block needs its L targets x_{i+2}..x_{i+L+1} inside the sequence: i <= T - L - 2.
+    ``first`` excludes earlier positions (self-distilled windows: only generated targets).
     """
-    valid = seq_len - num_lookahead - 1  # i in 0..valid-1
-    if valid < 1:
+    valid = seq_len - num_lookahead - 1 - first  # i in first..first+valid-1
+    if seq_len - num_lookahead - 1 < 1:
         raise ValueError(f"seq_len={seq_len} is too short for L={num_lookahead}: need seq_len >= L + 2")
     if blocks > valid:
         raise ValueError(f"{blocks} insertion blocks do not fit in {valid} valid positions")
     scores = torch.rand(batch, valid, generator=generator)
-    return scores.argsort(dim=1)[:, :blocks].sort(dim=1).values  # (B, K)
+    return scores.argsort(dim=1)[:, :blocks].sort(dim=1).values + first  # (B, K)
 
 
 def lookahead_targets(tokens: torch.Tensor, insertions: torch.Tensor, num_lookahead: int) -> torch.Tensor:
@@ -69,56 +85,92 @@ def block_attention_mask(insertions: torch.Tensor, seq_len: int, num_lookahead: 
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, K*L, T+K*L)
 
 
-def _masked_logits(model, weight: torch.Tensor, tokens: torch.Tensor, insertions: torch.Tensor) -> torch.Tensor:
-    """(B, K, L, V) look-ahead logits from one cached pass and one masked gradient pass."""
+def _masked_logits(model, lookahead: LookaheadEmbeddings, tokens: torch.Tensor, insertions: torch.Tensor):
+    """(B, K, L, V) look-ahead logits from one cached pass and one masked gradient pass,
+    and the (B, T, V) real-token logits of the no-gradient pass."""
     B, T = tokens.shape
     K = insertions.shape[1]
-    L, D = weight.shape
+    L, D = lookahead.weight.shape
     cache = DynamicCache(config=model.config)
     with torch.no_grad():  # the real tokens: frozen model, no gradient needed
-        model(input_ids=tokens, cache=cache, use_cache=True)
+        real = model(input_ids=tokens, cache=cache, use_cache=True).logits  # (B, T, V)
     dtype = model.get_input_embeddings().weight.dtype
+    weight = lookahead.weight.to(tokens.device)
     embeds = weight.to(dtype)[None, None].expand(B, K, L, D).reshape(B, K * L, D)  # (B, K*L, D)
     positions = (insertions[..., None] + torch.arange(1, L + 1, device=tokens.device)).reshape(B, K * L)
     mask = block_attention_mask(insertions, T, L, dtype)
-    out = model(inputs_embeds=embeds, position_ids=positions, attention_mask=mask, cache=cache, use_cache=True)
-    return out.logits.view(B, K, L, -1)
+    with lookahead.applied(model, torch.arange(K * L) % L):  # deep vectors, if any, at every LA slot
+        out = model(inputs_embeds=embeds, position_ids=positions, attention_mask=mask, cache=cache, use_cache=True)
+    return out.logits.view(B, K, L, -1), real
 
 
-def _naive_logits(model, weight: torch.Tensor, tokens: torch.Tensor, insertions: torch.Tensor) -> torch.Tensor:
-    """(B, K, L, V) look-ahead logits, one full forward pass per insertion point (the paper's recipe)."""
+def _naive_logits(model, lookahead: LookaheadEmbeddings, tokens: torch.Tensor, insertions: torch.Tensor):
+    """(B, K, L, V) look-ahead logits, one full forward pass per insertion point (the paper's
+    recipe), and the (B, T, V) real-token logits."""
     B, K = insertions.shape
-    L = weight.shape[0]
+    L = lookahead.num_lookahead
     table = model.get_input_embeddings()
+    weight = lookahead.weight.to(tokens.device)
+    with torch.no_grad():
+        real = model(input_ids=tokens).logits  # (B, T, V)
     rows = []
     for b in range(B):
         blocks = []
         for i in insertions[b].tolist():
             prefix = table(tokens[b : b + 1, : i + 1])  # (1, i+1, D)
             embeds = torch.cat([prefix, weight.to(prefix.dtype)[None]], dim=1)  # (1, i+1+L, D)
-            blocks.append(model(inputs_embeds=embeds).logits[0, -L:])  # (L, V)
+            with lookahead.applied(model, torch.arange(L)):
+                blocks.append(model(inputs_embeds=embeds).logits[0, -L:])  # (L, V)
         rows.append(torch.stack(blocks))
-    return torch.stack(rows)  # (B, K, L, V)
+    return torch.stack(rows), real  # (B, K, L, V), (B, T, V)
 
 
-def lookahead_loss(model, lookahead: LookaheadEmbeddings, tokens: torch.Tensor, insertions: torch.Tensor, *, method: str = "masked"):
+def soft_targets(real_logits: torch.Tensor, insertions: torch.Tensor, num_lookahead: int) -> torch.Tensor:
+    """(B, K, L, V) logits of q at each look-ahead target: the real output at index i + j.
+
+    [LA]_j after real index i is trained towards x_{i+1+j}; the frozen model's own
+    distribution for that token given the true prefix is its output at index i + j.
+    """
+    B, T, V = real_logits.shape
+    index = insertions[..., None] + torch.arange(1, num_lookahead + 1, device=insertions.device)  # (B, K, L)
+    flat = index.flatten(1)  # (B, K*L)
+    picked = torch.gather(real_logits, 1, flat[..., None].expand(-1, -1, V))  # (B, K*L, V)
+    return picked.view(*index.shape, V)
+
+
+TARGETS = ("data", "soft")
+
+
+def lookahead_loss(
+    model, lookahead: LookaheadEmbeddings, tokens: torch.Tensor, insertions: torch.Tensor, *, method: str = "masked", targets: str = "data"
+):
     """Mean cross-entropy of the look-ahead outputs, and the number of correct top-1 guesses per position.
 
     Args:
         tokens: (B, T) training sequences.  insertions: (B, K) from ``sample_insertions``.
         method: "masked" (one cached pass + one masked pass) or "naive" (one pass per insertion).
+        targets: "data" (the paper: the corpus token x_{i+1+j}) or "soft" (the frozen
+            model's distribution q for that token given the true prefix).
     Returns:
-        ``(loss, correct)``: a scalar with gradient w.r.t. ``lookahead.weight`` and a (L,)
-        int tensor counting argmax hits at [LA]_1..[LA]_L over the B*K blocks.
+        ``(loss, correct)``: a scalar with gradient w.r.t. the look-ahead parameters and a
+        (L,) int tensor counting top-1 hits at [LA]_1..[LA]_L over the B*K blocks (hits on
+        the corpus token for "data", on the argmax of q for "soft").
     """
     if method not in ("masked", "naive"):
         raise ValueError(f"method must be 'masked' or 'naive', got {method!r}")
+    if targets not in TARGETS:
+        raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
     L = lookahead.num_lookahead
-    weight = lookahead.weight.to(model.get_input_embeddings().weight.device)
-    logits = (_masked_logits if method == "masked" else _naive_logits)(model, weight, tokens, insertions)  # (B, K, L, V)
-    targets = lookahead_targets(tokens, insertions, L)  # (B, K, L)
-    loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 2), targets.flatten())
-    correct = (logits.argmax(-1) == targets).sum(dim=(0, 1))  # (L,)
+    logits, real = (_masked_logits if method == "masked" else _naive_logits)(model, lookahead, tokens, insertions)  # (B, K, L, V)
+    if targets == "data":
+        hard = lookahead_targets(tokens, insertions, L)  # (B, K, L)
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 2), hard.flatten())
+    else:
+        dtype = torch.promote_types(logits.dtype, torch.float32)  # float32, or float64 in exactness tests
+        q = soft_targets(real, insertions, L).to(dtype)  # (B, K, L, V)
+        loss = -(torch.softmax(q, dim=-1) * torch.log_softmax(logits.to(dtype), dim=-1)).sum(-1).mean()
+        hard = q.argmax(-1)
+    correct = (logits.argmax(-1) == hard).sum(dim=(0, 1))  # (L,)
     return loss, correct
 
 
@@ -126,10 +178,25 @@ def lookahead_loss(model, lookahead: LookaheadEmbeddings, tokens: torch.Tensor, 
 # The training loop
 # --------------------------------------------------------------------------------------
 
+def from_frequent_tokens(model, num_lookahead: int, windows: torch.Tensor, top: int = 256) -> LookaheadEmbeddings:
+    """Every [LA]_i = the count-weighted mean embedding of the corpus's ``top`` most frequent tokens."""
+    counts = torch.bincount(windows.flatten().cpu(), minlength=model.get_input_embeddings().weight.shape[0]).float()
+    values, ids = counts.topk(min(top, int((counts > 0).sum())))
+    table = model.get_input_embeddings().weight.detach().float().cpu()  # (V, D)
+    mean = (table[ids] * (values / values.sum())[:, None]).sum(dim=0)  # (D,)
+    la = LookaheadEmbeddings.from_mean_embedding(model, num_lookahead)
+    with torch.no_grad():
+        la.weight.copy_(mean.expand(num_lookahead, -1))
+    la.metadata["init"] = f"frequent_tokens_top{top}"
+    return la
+
+
 INITS = {
-    "mean": LookaheadEmbeddings.from_mean_embedding,
-    "unk": LookaheadEmbeddings.from_token,
+    "mean": lambda model, L, windows: LookaheadEmbeddings.from_mean_embedding(model, L),
+    "unk": lambda model, L, windows: LookaheadEmbeddings.from_token(model, L),
+    "frequent": from_frequent_tokens,
 }
+DATA = ("corpus", "self-greedy", "self-sampled", "self-mixed")
 
 
 @dataclass
@@ -152,6 +219,11 @@ class TrainConfig:
     blocks_per_sequence: int = 16  # K insertion blocks sharing one masked pass (paper: 1)
     seed: int = 0  # data order and insertion points
     checkpoint_every: int = 50  # steps between checkpoints when a checkpoint path is given
+    targets: str = "data"  # "data": corpus tokens (paper) | "soft": the model's own distribution q
+    data: str = "corpus"  # "corpus" (paper) | "self-greedy" | "self-sampled" | "self-mixed" (pass_ref.distill)
+    distill_windows: int = 1024  # windows continued by the model when data != "corpus"
+    distill_prompt_len: int = 32  # tokens of each window kept as the prompt
+    deep: bool = False  # per-layer look-ahead vectors at the LA positions (issue 5, capacity)
 
     def __post_init__(self) -> None:
         check_num_lookahead(self.num_lookahead)
@@ -162,6 +234,12 @@ class TrainConfig:
             raise ValueError("warmup must be >= 0 and lr > 0")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {sorted(INITS)}, got {self.init!r}")
+        if self.targets not in TARGETS:
+            raise ValueError(f"targets must be one of {TARGETS}, got {self.targets!r}")
+        if self.data not in DATA:
+            raise ValueError(f"data must be one of {DATA}, got {self.data!r}")
+        if self.data != "corpus" and not 1 <= self.distill_prompt_len < self.seq_len - self.num_lookahead - 1:
+            raise ValueError(f"distill_prompt_len must leave room for targets in windows of {self.seq_len}")
         if self.seq_len < self.num_lookahead + 2:
             raise ValueError(
                 f"seq_len={self.seq_len} is too short for L={self.num_lookahead}: a window needs a real "
@@ -196,6 +274,8 @@ def train_lookahead(
     lookahead: LookaheadEmbeddings | None = None,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    distilled: torch.Tensor | None = None,
+    snapshots: str | Path | None = None,
 ) -> tuple[LookaheadEmbeddings, TrainHistory]:
     """Train L look-ahead embeddings on token sequences; the model stays frozen.
 
@@ -211,6 +291,10 @@ def train_lookahead(
             uninterrupted run with the same seed), and it is rewritten every
             ``checkpoint_every`` steps and at the end.
         progress: show a tqdm bar with the loss and per-position accuracy.
+        distilled: already generated self-distilled windows for ``config.data`` (reused
+            across runs of an ablation; the caller counts their generation time).
+        snapshots: a directory; the vectors are also saved there as ``step<N>/`` every
+            ``checkpoint_every`` steps (acceptance against training length).
     Returns:
         ``(lookahead, history)``. Raises ``FloatingPointError`` on a non-finite loss (the
         last good checkpoint is kept) and ``RuntimeError`` if a model weight changed.
@@ -228,16 +312,38 @@ def train_lookahead(
     L = config.num_lookahead
     if T < L + 2:
         raise ValueError(f"sequences of {T} tokens are too short for L={L}: need at least L + 2")
-    K = min(config.blocks_per_sequence, T - L - 1)
     device = model.get_input_embeddings().weight.device
-    lookahead = lookahead if lookahead is not None else INITS[config.init](model, L)
+    lookahead = lookahead if lookahead is not None else INITS[config.init](model, L, sequences)
     if lookahead.num_lookahead != L:
         raise ValueError(f"the starting embeddings have L={lookahead.num_lookahead}, the config says {L}")
     lookahead.check_compatible(model)
+    if config.deep and not lookahead.deep:
+        lookahead.make_deep(model)
     frozen = {name: p.detach().clone() for name, p in model.named_parameters()}
     model.requires_grad_(False)
+    first = 0  # earliest insertion index
+    distill_seconds = 0.0
+    if config.data != "corpus":
+        from .distill import self_distilled_windows
 
-    optimizer = torch.optim.AdamW([lookahead.weight], lr=config.lr, weight_decay=config.weight_decay)
+        if T <= config.distill_prompt_len:
+            raise ValueError(f"windows of {T} tokens leave nothing to generate after a {config.distill_prompt_len}-token prompt")
+        tick = time.perf_counter()
+        model.eval()
+        if distilled is not None:
+            sequences = distilled
+        else:
+            with torch.no_grad():
+                sequences = self_distilled_windows(
+                    model, sequences, config.data, num_windows=config.distill_windows,
+                    prompt_len=config.distill_prompt_len, seed=config.seed, progress=progress,
+                )
+            distill_seconds = time.perf_counter() - tick
+        N = sequences.shape[0]
+        first = config.distill_prompt_len - 1  # every target is a generated token
+    K = min(config.blocks_per_sequence, T - L - 1 - first)
+
+    optimizer = torch.optim.AdamW(list(lookahead.parameters()), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     generator = torch.Generator().manual_seed(config.seed)
     history = TrainHistory()
@@ -249,6 +355,8 @@ def train_lookahead(
             raise ValueError(f"{checkpoint} was written with another config: {state['config']}")
         with torch.no_grad():
             lookahead.weight.copy_(state["weight"])
+            if lookahead.deep:
+                lookahead.layer_weight.copy_(state["layer_weight"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
@@ -261,6 +369,7 @@ def train_lookahead(
         state = {
             "config": asdict(config),
             "weight": lookahead.weight.detach().clone(),
+            "layer_weight": lookahead.layer_weight.detach().clone() if lookahead.deep else None,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(),
@@ -281,8 +390,8 @@ def train_lookahead(
     for step in steps:
         rows = torch.randint(0, N, (config.batch_size,), generator=generator)
         tokens = sequences[rows].to(device)  # (B, T)
-        insertions = sample_insertions(config.batch_size, T, L, K, generator).to(device)  # (B, K)
-        loss, correct = lookahead_loss(model, lookahead, tokens, insertions)
+        insertions = sample_insertions(config.batch_size, T, L, K, generator, first=first).to(device)  # (B, K)
+        loss, correct = lookahead_loss(model, lookahead, tokens, insertions, targets=config.targets)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss at step {step}; the last good checkpoint ({checkpoint}) was kept. "
@@ -298,13 +407,21 @@ def train_lookahead(
             steps.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=" ".join(f"{a:.2f}" for a in history.accuracy[-1]))
         if (step + 1) % config.checkpoint_every == 0:
             save(step + 1)
+            if snapshots is not None:
+                lookahead.save_pretrained(Path(snapshots) / f"step{step + 1}", overwrite=True)
     save(config.steps)
     model.train(model_was_training)
     for name, p in model.named_parameters():
         if p.grad is not None or not torch.equal(p.detach(), frozen[name]):
             raise RuntimeError(f"model parameter {name} changed or received a gradient: the model must stay frozen")
     lookahead.metadata.update(
-        {"trained": True, "recipe": asdict(config), "final_train_loss": history.loss[-1] if history.loss else None}
+        {
+            "trained": True,
+            "recipe": asdict(config),
+            "final_train_loss": history.loss[-1] if history.loss else None,
+            "distill_minutes": round(distill_seconds / 60, 2),
+            "parameters": lookahead.num_parameters,
+        }
     )
     return lookahead, history
 

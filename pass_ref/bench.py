@@ -1,0 +1,378 @@
+"""Speed benchmark: every method on the same prompts, in one process, interleaved.
+
+Methods (``METHODS``; PAPER.md §4-5):
+
+    ar             our autoregressive loop with a KV cache (``autoregressive_generate``)
+    hf             Hugging Face ``model.generate`` (greedy or sampling)
+    pass-unk       PaSS with untrained [UNK] look-ahead vectors (the paper's baseline)
+    pass           PaSS with trained look-ahead embeddings
+    speculative    speculative sampling with a draft model (self-speculative: the
+                   target's first layers, ``truncated_draft_model``)
+    prompt-lookup  transformers' prompt lookup decoding (``prompt_lookup_num_tokens``), greedy only
+
+For every prompt the runs go in a rotated order (A B C, then B C A, ...), so drift of a
+shared machine hits every method alike; speed-ups are medians of *paired* per-prompt
+ratios. Every generation makes exactly ``max_new_tokens`` tokens (EOS is ignored, as in
+the paper's "seconds to generate 512 tokens"), so greedy outputs can be compared token
+for token. Records are appended to ``records.jsonl`` as they come: an interrupted run
+(Ctrl-C) keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .decoding import autoregressive_generate, pass_generate, speculative_generate
+from .lookahead import LookaheadEmbeddings
+
+METHODS = ("ar", "hf", "pass-unk", "pass", "speculative", "prompt-lookup")
+LABELS = {
+    "ar": "autoregressive (ours)",
+    "hf": "HF generate",
+    "pass-unk": "[UNK] look-ahead",
+    "pass": "PaSS (trained)",
+    "speculative": "draft model (first layers)",
+    "prompt-lookup": "HF prompt lookup",
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One row of the table: a method, its draft length L (if any) and a temperature."""
+
+    method: str
+    L: int | None
+    temperature: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}" + (f"/L={self.L}" if self.L is not None else "") + f"/T={self.temperature:g}"
+
+
+def plan_runs(
+    methods: Sequence[str],
+    temperatures: Sequence[float],
+    lookaheads: Sequence[int],
+    *,
+    unk_lookaheads: Sequence[int] | None = None,
+    num_draft_tokens: int = 4,
+    prompt_lookup_tokens: int = 10,
+) -> list[RunSpec]:
+    """Every (method, L, T) combination to run; prompt lookup only at T = 0 (greedy only)."""
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {METHODS}")
+    if not temperatures:
+        raise ValueError("give at least one temperature")
+    if any(t < 0 for t in temperatures):
+        raise ValueError(f"temperatures must be >= 0, got {list(temperatures)}")
+    if not lookaheads or any(L < 1 for L in lookaheads):
+        raise ValueError(f"look-ahead lengths must be >= 1, got {list(lookaheads)}")
+    unk_lookaheads = list(lookaheads) if unk_lookaheads is None else list(unk_lookaheads)
+    specs = []
+    for T in temperatures:
+        for method in METHODS:
+            if method not in methods:
+                continue
+            if method in ("ar", "hf"):
+                specs.append(RunSpec(method, None, T))
+            elif method == "pass":
+                specs += [RunSpec(method, L, T) for L in lookaheads]
+            elif method == "pass-unk":
+                specs += [RunSpec(method, L, T) for L in unk_lookaheads]
+            elif method == "speculative":
+                specs.append(RunSpec(method, num_draft_tokens, T))
+            elif method == "prompt-lookup" and T == 0:
+                specs.append(RunSpec(method, prompt_lookup_tokens, T))
+    return specs
+
+
+class _CallCounter:
+    """Counts forward passes of a model (HF generate does not report them)."""
+
+    def __init__(self, model) -> None:
+        self.calls = 0
+        self.handle = model.register_forward_pre_hook(self._hook)
+
+    def _hook(self, *args) -> None:
+        self.calls += 1
+
+    def close(self) -> None:
+        self.handle.remove()
+
+
+def _sync(model) -> None:
+    device = model.get_input_embeddings().weight.device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class BenchRunner:
+    """Runs one ``RunSpec`` on one prompt and returns a flat record (a dict)."""
+
+    def __init__(
+        self,
+        model,
+        *,
+        max_new_tokens: int,
+        top_k: int | None = 10,
+        trained: dict[int, LookaheadEmbeddings] | None = None,
+        unk: dict[int, LookaheadEmbeddings] | None = None,
+        draft_model=None,
+        seed: int = 0,
+    ) -> None:
+        self.model = model
+        self.max_new_tokens = max_new_tokens
+        self.top_k = top_k
+        self.trained = trained or {}
+        self.unk = unk or {}
+        self.draft_model = draft_model
+        self.seed = seed
+
+    def _hf(self, ids: torch.Tensor, spec: RunSpec) -> tuple[list[int], int, float]:
+        config = copy.deepcopy(self.model.generation_config)
+        config.eos_token_id = None  # fixed length, like our loops
+        config.max_new_tokens = self.max_new_tokens
+        config.min_new_tokens = None
+        config.do_sample = spec.temperature > 0
+        config.temperature = spec.temperature if spec.temperature > 0 else None
+        config.top_k = self.top_k if spec.temperature > 0 else None
+        config.top_p = None
+        if config.pad_token_id is None:
+            config.pad_token_id = 0
+        if spec.method == "prompt-lookup":
+            config.prompt_lookup_num_tokens = spec.L
+        counter = _CallCounter(self.model)
+        try:
+            _sync(self.model)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                out = self.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
+            _sync(self.model)
+            seconds = time.perf_counter() - start
+        finally:
+            counter.close()
+        return out[0, ids.shape[1] :].tolist(), counter.calls, seconds
+
+    def run(self, spec: RunSpec, prompt: Sequence[int], prompt_index: int) -> dict:
+        device = self.model.get_input_embeddings().weight.device
+        ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)  # (1, T)
+        common = dict(
+            max_new_tokens=self.max_new_tokens,
+            temperature=spec.temperature,
+            top_k=self.top_k if spec.temperature > 0 else None,
+            seed=self.seed + prompt_index,
+        )
+        accepted: list[int] = []
+        drafted: list[int] = []
+        if spec.method in ("hf", "prompt-lookup"):
+            tokens, calls, seconds = self._hf(ids, spec)
+            draft_calls = 0
+        else:
+            if spec.method == "ar":
+                out = autoregressive_generate(self.model, ids, **common)
+            elif spec.method in ("pass", "pass-unk"):
+                table = self.trained if spec.method == "pass" else self.unk
+                if spec.L not in table:
+                    raise ValueError(f"no look-ahead embeddings for {spec.method} with L = {spec.L}")
+                out = pass_generate(self.model, table[spec.L], ids, num_lookahead=spec.L, **common)
+            elif spec.method == "speculative":
+                if self.draft_model is None:
+                    raise ValueError("the speculative method needs a draft model")
+                out = speculative_generate(self.model, self.draft_model, ids, num_draft_tokens=spec.L, **common)
+            else:
+                raise ValueError(f"unknown method {spec.method!r}")
+            tokens, calls, seconds = out.new_tokens.tolist(), out.stats.model_calls, out.stats.wall_time_s
+            draft_calls = out.stats.draft_model_calls
+            accepted, drafted = out.stats.accepted, out.stats.drafted
+        return {
+            "method": spec.method,
+            "L": spec.L,
+            "temperature": spec.temperature,
+            "top_k": self.top_k if spec.temperature > 0 else None,
+            "prompt_index": prompt_index,
+            "seconds": seconds,
+            "new_tokens": len(tokens),
+            "seconds_per_100": 100.0 * seconds / max(len(tokens), 1),
+            "model_calls": calls,
+            "draft_model_calls": draft_calls,
+            "accepted": accepted,
+            "drafted": drafted,
+            "tokens": tokens,
+        }
+
+
+def run_benchmark(
+    runner: BenchRunner,
+    prompts: Sequence[Sequence[int]],
+    specs: Sequence[RunSpec],
+    *,
+    records_path: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], bool]:
+    """Run every spec on every prompt, rotating the order per prompt.
+
+    Returns ``(records, completed)``; ``completed`` is False when interrupted (Ctrl-C),
+    in which case the records so far are returned (and already written to
+    ``records_path``, one JSON object per line).
+    """
+    if not prompts:
+        raise ValueError("no prompts to benchmark")
+    if not specs:
+        raise ValueError("no runs planned: check --methods / --temperature")
+    records: list[dict] = []
+    sink = open(records_path, "a", encoding="utf-8") if records_path is not None else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(prompts) * len(specs), desc="bench", unit="run")
+    completed = True
+    try:
+        for i, prompt in enumerate(prompts):
+            shift = i % len(specs)
+            for spec in list(specs[shift:]) + list(specs[:shift]):
+                record = runner.run(spec, prompt, i)
+                records.append(record)
+                if sink is not None:
+                    sink.write(json.dumps(record) + "\n")
+                    sink.flush()
+                if bar is not None:
+                    bar.set_postfix_str(f"{spec.key} {record['seconds_per_100']:.2f} s/100")
+                    bar.update()
+    except KeyboardInterrupt:
+        completed = False
+    finally:
+        if bar is not None:
+            bar.close()
+        if sink is not None:
+            sink.close()
+    return records, completed
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def summarize(records: Sequence[dict], latency=None, draft_call_s: float | None = None) -> list[dict]:
+    """One row per (method, L, T): medians, paired speed-ups, tokens per call, acceptance.
+
+    ``speedup_vs_ar`` / ``speedup_vs_hf`` are medians over prompts of
+    t_baseline(prompt) / t_method(prompt) (per 100 tokens), only over prompts where both
+    ran. ``same_as_ar`` is the fraction of prompts whose greedy tokens equal our
+    autoregressive loop's (None when sampling). With a ``latency`` curve
+    (``pass_ref.latency.LatencyCurve``) each PaSS / draft-model row also gets the speed-up
+    the latency model predicts from its measured acceptance.
+    """
+    from .latency import predicted_pass_speedup, predicted_speculative_speedup
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["L"], r["temperature"]), []).append(r)
+    baseline = {
+        (r["method"], r["temperature"], r["prompt_index"]): r for r in records if r["method"] in ("ar", "hf")
+    }
+    rows = []
+    order = {m: i for i, m in enumerate(METHODS)}
+    for (method, L, T), rs in sorted(groups.items(), key=lambda kv: (kv[0][2], order[kv[0][0]], kv[0][1] or 0)):
+        row = {
+            "method": method,
+            "label": LABELS[method],
+            "L": L,
+            "temperature": T,
+            "prompts": len(rs),
+            "seconds_per_100": _median([r["seconds_per_100"] for r in rs]),
+            "new_tokens": sum(r["new_tokens"] for r in rs),
+            "tokens_per_call": sum(r["new_tokens"] for r in rs) / max(sum(r["model_calls"] for r in rs), 1),
+        }
+        for base in ("ar", "hf"):
+            ratios = [
+                baseline[(base, T, r["prompt_index"])]["seconds_per_100"] / r["seconds_per_100"]
+                for r in rs
+                if (base, T, r["prompt_index"]) in baseline
+            ]
+            row[f"speedup_vs_{base}"] = _median(ratios)
+        width = max((len(r["drafted"]) for r in rs), default=0)
+        acc = []
+        for i in range(width):
+            d = sum(r["drafted"][i] for r in rs if len(r["drafted"]) > i)
+            a = sum(r["accepted"][i] for r in rs if len(r["accepted"]) > i)
+            acc.append(a / d if d else math.nan)
+        row["acceptance"] = acc
+        if T == 0:
+            same = [
+                r["tokens"] == baseline[("ar", T, r["prompt_index"])]["tokens"]
+                for r in rs
+                if ("ar", T, r["prompt_index"]) in baseline
+            ]
+            row["same_as_ar"] = sum(same) / len(same) if same else None
+        else:
+            row["same_as_ar"] = None
+        row["predicted_speedup"] = None
+        if latency is not None and acc and not any(math.isnan(a) for a in acc):
+            if method in ("pass", "pass-unk") and L + 1 <= latency.new_tokens[-1]:
+                row["predicted_speedup"] = predicted_pass_speedup(latency, acc)
+            elif method == "speculative" and draft_call_s is not None and L + 1 <= latency.new_tokens[-1]:
+                row["predicted_speedup"] = predicted_speculative_speedup(latency, acc, draft_call_s)
+        if latency is not None and method == "ar":
+            row["predicted_speedup"] = 1.0
+        rows.append(row)
+    return rows
+
+
+def _fmt(x, spec: str = ".2f") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return format(x, spec)
+
+
+def format_markdown(rows: Sequence[dict]) -> str:
+    """The summary as a markdown table (one row per method, L, T)."""
+    lines = [
+        "| method | L | T | prompts | s / 100 tok | × vs our AR | × vs HF generate | tokens / call | acceptance LA_1..L | same greedy tokens as AR | predicted × |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        acc = " ".join(_fmt(a) for a in r["acceptance"]) or "–"
+        same = "–" if r["same_as_ar"] is None else f"{100 * r['same_as_ar']:.0f} %"
+        lines.append(
+            f"| {r['label']} | {r['L'] if r['L'] is not None else '–'} | {r['temperature']:g} | {r['prompts']} | "
+            f"{_fmt(r['seconds_per_100'])} | {_fmt(r['speedup_vs_ar'], '.3f')} | {_fmt(r['speedup_vs_hf'], '.3f')} | "
+            f"{_fmt(r['tokens_per_call'], '.3f')} | {acc} | {same} | {_fmt(r['predicted_speedup'], '.3f')} |"
+        )
+    return "\n".join(lines)
+
+
+def write_results(out_dir: str | Path, config: dict, rows: Sequence[dict], *, completed: bool = True, latency=None) -> None:
+    """``summary.md``, ``summary.csv`` and ``results.json`` (config, summary, latency) in ``out_dir``."""
+    import csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    header = f"<!-- {config.get('command', '')} -->\n" + ("" if completed else "**Interrupted: partial results.**\n\n")
+    (out / "summary.md").write_text(header + format_markdown(rows) + "\n", encoding="utf-8")
+    fields = [k for k in rows[0].keys()] if rows else []
+    with open(out / "summary.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (" ".join(f"{a:.4f}" for a in v) if k == "acceptance" else v) for k, v in r.items()})
+    payload = {"config": config, "completed": completed, "summary": list(rows)}
+    if latency is not None:
+        payload["latency"] = latency.to_dict()
+    (out / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+
+
+def load_records(path: str | Path) -> list[dict]:
+    """Read ``records.jsonl`` back (every run, also from an interrupted benchmark)."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,140 @@
+"""The whole benchmark pipeline behind ``python -m pass_ref bench`` (and notebook 05).
+
+``benchmark(model, tokenizer, task=..., ...)`` picks the prompts, builds the look-ahead
+sets and the draft model, measures the latency curve t(n), runs every method
+interleaved (``pass_ref.bench``), and writes the table, the CSV/JSON and the figures.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .bench import BenchRunner, plan_runs, run_benchmark, summarize, write_results
+from .lookahead import LookaheadEmbeddings
+
+TASKS = ("humaneval", "code", "text")
+
+
+def task_prompts(tokenizer, task: str, n: int, *, prompt_len: int = 32, seed: int = 0) -> list[list[int]]:
+    """Prompts of a task: whole HumanEval prompts, or 32-token held-out code / text prompts."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of prompts must be a positive int, got {n!r}")
+    if task == "humaneval":
+        from .data import humaneval_prompts
+
+        return [tokenizer(p, add_special_tokens=False).input_ids for p in humaneval_prompts(n)]
+    if task in ("code", "text"):
+        from .corpora import heldout_prompts
+
+        return [p.tolist() for p in heldout_prompts(tokenizer, task, n, prompt_len, seed=seed)]
+    raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+
+
+def trained_lookaheads(model, task: str, lengths: Sequence[int], source: str | Path | None = None) -> dict[int, LookaheadEmbeddings]:
+    """Trained sets for each L: the shipped set of the task's domain, or ``source``'s first L vectors."""
+    from .trained import load_lookahead
+
+    if source is not None:
+        full = LookaheadEmbeddings.from_pretrained(source, model=model)
+        if max(lengths) > full.num_lookahead:
+            raise ValueError(f"{source} holds {full.num_lookahead} look-ahead vectors, fewer than L = {max(lengths)}")
+        return {L: full if L == full.num_lookahead else full.truncated(L) for L in lengths}
+    domain = "text" if task == "text" else "code"
+    return {L: load_lookahead(domain, L, model=model) for L in lengths}
+
+
+@dataclass
+class BenchResult:
+    rows: list[dict]
+    records: list[dict]
+    completed: bool
+    latency: object | None = None
+    figures: list[Path] = field(default_factory=list)
+    minutes: float = 0.0
+
+
+def benchmark(
+    model,
+    tokenizer,
+    *,
+    task: str = "humaneval",
+    prompts: int = 5,
+    max_new_tokens: int = 128,
+    lookaheads: Sequence[int] = (4,),
+    unk_lookaheads: Sequence[int] | None = None,
+    temperatures: Sequence[float] = (0.0,),
+    top_k: int | None = 10,
+    methods: Sequence[str] = ("ar", "hf", "pass-unk", "pass", "speculative", "prompt-lookup"),
+    num_draft_tokens: int = 4,
+    draft_layers: int = 8,
+    prompt_lookup_tokens: int = 10,
+    trained: dict[int, LookaheadEmbeddings] | None = None,
+    latency: bool = True,
+    out: str | Path | None = None,
+    command: str = "",
+    seed: int = 0,
+    progress: bool = True,
+) -> BenchResult:
+    """Run the benchmark; with ``out`` write summary.md/.csv, results.json, records.jsonl, figures."""
+    from .latency import measure_forward_latency
+    from .models import truncated_draft_model
+
+    start = time.perf_counter()
+    specs = plan_runs(
+        methods, temperatures, lookaheads, unk_lookaheads=unk_lookaheads,
+        num_draft_tokens=num_draft_tokens, prompt_lookup_tokens=prompt_lookup_tokens,
+    )
+    prompt_ids = task_prompts(tokenizer, task, prompts, seed=seed)
+    if trained is None and "pass" in methods:
+        trained = trained_lookaheads(model, task, lookaheads)
+    unk = {s.L: LookaheadEmbeddings.from_token(model, s.L) for s in specs if s.method == "pass-unk"}
+    draft = truncated_draft_model(model, draft_layers) if "speculative" in methods else None
+    runner = BenchRunner(model, max_new_tokens=max_new_tokens, top_k=top_k, trained=trained, unk=unk, draft_model=draft, seed=seed)
+    records_path = None
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        records_path = Path(out) / "records.jsonl"
+        records_path.unlink(missing_ok=True)
+    curve, draft_call_s = None, None
+    if latency:
+        # A realistic cache: the median prompt plus half of the generated tokens.
+        context = sorted(len(p) for p in prompt_ids)[len(prompt_ids) // 2] + max_new_tokens // 2
+        largest = max([L for L in list(lookaheads) + list(unk or {})] + [num_draft_tokens]) + 1
+        curve = measure_forward_latency(model, range(1, max(largest, 9) + 1), context=context, repeats=5, progress=progress)
+        if draft is not None:
+            draft_call_s = measure_forward_latency(draft, [1], context=context, repeats=5).t(1)
+    records, completed = run_benchmark(runner, prompt_ids, specs, records_path=records_path, progress=progress)
+    rows = summarize(records, latency=curve, draft_call_s=draft_call_s)
+    result = BenchResult(rows=rows, records=records, completed=completed, latency=curve, minutes=(time.perf_counter() - start) / 60)
+    if out is not None and rows:
+        config = {
+            "command": command,
+            "task": task,
+            "prompts": prompts,
+            "max_new_tokens": max_new_tokens,
+            "lookaheads": list(lookaheads),
+            "unk_lookaheads": list(unk_lookaheads) if unk_lookaheads is not None else list(lookaheads),
+            "temperatures": list(temperatures),
+            "top_k": top_k,
+            "methods": list(methods),
+            "num_draft_tokens": num_draft_tokens,
+            "draft_layers": draft_layers,
+            "prompt_lookup_tokens": prompt_lookup_tokens,
+            "dtype": str(model.get_input_embeddings().weight.dtype).replace("torch.", ""),
+            "device": str(model.get_input_embeddings().weight.device),
+            "model": str(getattr(model.config, "name_or_path", "")),
+            "draft_call_s": draft_call_s,
+            "minutes": round(result.minutes, 2),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        }
+        write_results(out, config, rows, completed=completed, latency=curve)
+        from .bench_figures import save_figures
+
+        result.figures = save_figures(rows, out, default_L=4 if 4 in lookaheads else lookaheads[0])
+    return result

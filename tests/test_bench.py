@@ -1,0 +1,141 @@
+"""The benchmark harness end to end on a tiny float64 model: shape of the table, greedy equality
+of every method (ours, HF generate, prompt lookup, PaSS, draft model), interruption, errors.
+Timings are recorded but never asserted."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import pass_ref
+from pass_ref import LookaheadEmbeddings
+from pass_ref.bench import METHODS, BenchRunner, RunSpec, format_markdown, load_records, plan_runs, run_benchmark, summarize, write_results
+from pass_ref.bench_figures import save_figures
+from pass_ref.latency import measure_forward_latency
+
+PROMPTS = [[1, 2, 3, 1, 2, 3], [5, 6, 7, 8, 9], [7, 7, 1, 2, 30, 11]]
+
+
+def random_lookahead(model, L, seed):
+    la = LookaheadEmbeddings.from_token(model, L)
+    with torch.no_grad():
+        la.weight.copy_(0.2 * torch.randn(la.weight.shape, generator=torch.Generator().manual_seed(seed), dtype=la.weight.dtype))
+    return la
+
+
+@pytest.fixture
+def runner(tiny_model):
+    tiny_model.generation_config.pad_token_id = 0
+    return BenchRunner(
+        tiny_model,
+        max_new_tokens=20,
+        top_k=10,
+        trained={L: random_lookahead(tiny_model, L, L) for L in (2, 4)},
+        unk={L: LookaheadEmbeddings.from_token(tiny_model, L) for L in (2, 4)},
+        draft_model=pass_ref.truncated_draft_model(tiny_model, 1),
+    )
+
+
+def test_plan_runs():
+    specs = plan_runs(METHODS, [0.0, 0.8], [2, 4], unk_lookaheads=[4])
+    keys = [s.key for s in specs]
+    assert "prompt-lookup/L=10/T=0" in keys and "prompt-lookup/L=10/T=0.8" not in keys  # greedy only
+    assert sum(s.method == "pass" for s in specs) == 4 and sum(s.method == "pass-unk" for s in specs) == 2
+    assert len(keys) == len(set(keys))
+    with pytest.raises(ValueError, match="unknown method"):
+        plan_runs(["ar", "medusa"], [0.0], [4])
+    with pytest.raises(ValueError, match="temperatures"):
+        plan_runs(["ar"], [-1.0], [4])
+    with pytest.raises(ValueError, match="look-ahead"):
+        plan_runs(["pass"], [0.0], [0])
+
+
+def test_every_method_gives_the_same_greedy_tokens(runner, tmp_path):
+    """End to end: table shape, and every method reproduces our greedy AR tokens (float64)."""
+    specs = plan_runs(METHODS, [0.0, 1.0], [2, 4], num_draft_tokens=3, prompt_lookup_tokens=3)
+    records, completed = run_benchmark(runner, PROMPTS, specs, records_path=tmp_path / "records.jsonl", progress=False)
+    assert completed and len(records) == len(PROMPTS) * len(specs)
+    assert load_records(tmp_path / "records.jsonl") == records
+    curve = measure_forward_latency(runner.model, range(1, 6), context=8, repeats=2)
+    rows = summarize(records, latency=curve, draft_call_s=curve.t(1))
+    assert {(r["method"], r["L"], r["temperature"]) for r in rows} == {(s.method, s.L, s.temperature) for s in specs}
+    for r in rows:
+        assert r["prompts"] == len(PROMPTS) and r["new_tokens"] == 20 * len(PROMPTS)
+        if r["temperature"] == 0:
+            assert r["same_as_ar"] == 1.0, r  # exactness across all methods, HF's included
+        else:
+            assert r["same_as_ar"] is None
+        if r["method"] in ("pass", "pass-unk", "speculative"):
+            assert len(r["acceptance"]) == r["L"] and r["predicted_speedup"] > 0
+        if r["method"] in ("ar", "hf"):
+            assert r["tokens_per_call"] == 1.0
+    ar = next(r for r in rows if r["method"] == "ar" and r["temperature"] == 0)
+    assert ar["speedup_vs_ar"] == 1.0
+    # Sampling differs from greedy (the temperature really reached every method).
+    sampled = [x["tokens"] for x in records if x["temperature"] == 1.0 and x["prompt_index"] == 0]
+    greedy = next(x["tokens"] for x in records if x["method"] == "ar" and x["temperature"] == 0 and x["prompt_index"] == 0)
+    assert any(s != greedy for s in sampled)
+    table = format_markdown(rows)
+    assert table.count("\n") == len(rows) + 1 and "PaSS (trained)" in table
+    write_results(tmp_path, {"command": "test"}, rows, latency=curve)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["completed"] and len(saved["summary"]) == len(rows) and saved["latency"]["new_tokens"] == [1, 2, 3, 4, 5]
+    assert (tmp_path / "summary.csv").read_text().count("\n") == len(rows) + 1
+    figures = save_figures(rows, tmp_path)
+    assert {p.name for p in figures} >= {"speed_vs_L_T0.png", "speedup_vs_temperature.png", "acceptance_per_position.png"}
+
+
+def test_a_wrong_method_is_caught_by_same_as_ar(runner):
+    """Negative control: a record whose tokens differ from AR shows up as < 100 %."""
+    records, _ = run_benchmark(runner, PROMPTS[:2], plan_runs(["ar", "pass"], [0.0], [2]), progress=False)
+    broken = [dict(r, tokens=[(t + 1) % 32 for t in r["tokens"]]) if r["method"] == "pass" and r["prompt_index"] == 0 else r for r in records]
+    row = next(r for r in summarize(broken) if r["method"] == "pass")
+    assert row["same_as_ar"] == 0.5
+
+
+def test_interrupt_keeps_partial_results(runner, tmp_path, monkeypatch):
+    """Ctrl-C mid-run: the records so far are returned and already on disk."""
+    real_run = runner.run
+    calls = {"n": 0}
+
+    def flaky(spec, prompt, index):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_run(spec, prompt, index)
+
+    monkeypatch.setattr(runner, "run", flaky)
+    records, completed = run_benchmark(runner, PROMPTS, plan_runs(["ar", "hf"], [0.0], [4]), records_path=tmp_path / "r.jsonl", progress=False)
+    assert not completed and len(records) == 3
+    assert len(load_records(tmp_path / "r.jsonl")) == 3
+    rows = summarize(records)
+    assert sum(r["prompts"] for r in rows) == 3
+
+
+def test_speedups_are_medians_of_paired_ratios():
+    """summarize pairs each run with the baseline run on the same prompt."""
+    def rec(method, i, s100):
+        return {"method": method, "L": 4 if method == "pass" else None, "temperature": 0.0, "prompt_index": i,
+                "seconds_per_100": s100, "new_tokens": 100, "model_calls": 50 if method == "pass" else 100,
+                "accepted": [], "drafted": [], "tokens": [i]}
+
+    records = [rec("ar", 0, 2.0), rec("pass", 0, 1.0), rec("ar", 1, 4.0), rec("pass", 1, 1.0), rec("ar", 2, 3.0), rec("pass", 2, 3.0)]
+    row = next(r for r in summarize(records) if r["method"] == "pass")
+    assert row["speedup_vs_ar"] == 2.0  # ratios 2, 4, 1
+    assert row["tokens_per_call"] == 2.0
+    assert math.isnan(row["speedup_vs_hf"])  # no HF runs
+
+
+def test_runner_refuses_missing_lookahead(runner):
+    with pytest.raises(ValueError, match="no look-ahead"):
+        runner.run(RunSpec("pass", 7, 0.0), PROMPTS[0], 0)
+
+
+def test_cli_bench_rejects_bad_lists():
+    from pass_ref.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--temperature", "hot"])
+    args = build_parser().parse_args(["bench", "--lookahead", "2,4,6,8", "--temperature", "0,0.8"])
+    assert args.lookahead == [2, 4, 6, 8] and args.temperature == [0.0, 0.8]
