@@ -91,7 +91,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, dtype: torch.dt
     """Load a causal LM and its tokenizer, offline by default.
 
     Args:
-        name_or_path: None for the default SmolLM2-135M-Instruct GGUF; a ``.gguf`` file;
+        name_or_path: None for the default SmolLM2-135M-Instruct GGUF; an opt-in alias from
+            ``pass_ref.extra_models.EXTRA_MODELS`` ("qwen2.5-coder-0.5b-instruct"); a ``.gguf`` file;
             a local model directory; or a Hugging Face model id (needs the network or a
             filled hub cache; set ``HF_HUB_OFFLINE=1`` to forbid downloads).
         dtype: weights dtype; float32 for exactness checks, bfloat16 for speed.
@@ -103,9 +104,13 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, dtype: torch.dt
 
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
+    from .extra_models import EXTRA_MODELS, extra_model_path
+
     gguf = None
     if name_or_path is None:
         gguf = default_gguf_path()
+    elif str(name_or_path) in EXTRA_MODELS:  # opt-in models assembled from PyPI parts (make models-extra)
+        gguf = extra_model_path(str(name_or_path))
     elif str(name_or_path).endswith(".gguf"):
         gguf = Path(name_or_path)
         if not gguf.is_file():

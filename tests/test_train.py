@@ -59,7 +59,7 @@ def test_block_mask_sees_only_own_prefix():
 def test_training_lowers_loss_and_keeps_model_frozen(model):
     """Loss falls on learnable data; no model weight changes and none gets a gradient."""
     before = {n: p.clone() for n, p in model.named_parameters()}
-    la, history = train_lookahead(model, None, data(), TrainConfig(num_lookahead=2, steps=60, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=8), progress=False)
+    la, history = train_lookahead(model, None, data(), TrainConfig.paper(num_lookahead=2, steps=60, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=8), progress=False)
     assert sum(history.loss[-10:]) / 10 < sum(history.loss[:10]) / 10
     assert all(torch.equal(p, before[n]) and p.grad is None for n, p in model.named_parameters())
     assert la.metadata["trained"] and la.weight.grad is not None
@@ -67,7 +67,7 @@ def test_training_lowers_loss_and_keeps_model_frozen(model):
 
 def test_training_is_deterministic_and_resumable(model, tmp_path):
     """An interrupted run resumed from its checkpoint equals an uninterrupted run with the same seed."""
-    config = TrainConfig(num_lookahead=2, steps=8, batch_size=2, warmup=2, blocks_per_sequence=4, checkpoint_every=4)
+    config = TrainConfig.paper(num_lookahead=2, steps=8, batch_size=2, warmup=2, blocks_per_sequence=4, checkpoint_every=4)
     full, _ = train_lookahead(model, None, data(), config, progress=False)
     again, _ = train_lookahead(model, None, data(), config, progress=False)
     assert torch.equal(full.weight, again.weight)
@@ -106,22 +106,22 @@ def test_nan_loss_stops_with_clear_error(model, tmp_path):
     with torch.no_grad():
         la.weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="non-finite"):
-        train_lookahead(model, None, data(), TrainConfig(num_lookahead=2, steps=3, batch_size=2), lookahead=la, checkpoint=tmp_path / "c.pt", progress=False)
+        train_lookahead(model, None, data(), TrainConfig.paper(num_lookahead=2, steps=3, batch_size=2), lookahead=la, checkpoint=tmp_path / "c.pt", progress=False)
     assert not (tmp_path / "c.pt").exists()
 
 
 @pytest.mark.parametrize(
     "sequences, config, error",
     [
-        (torch.empty(0, 10, dtype=torch.long), TrainConfig(num_lookahead=2), ValueError),
-        (data(t=4), TrainConfig(num_lookahead=4), ValueError),
+        (torch.empty(0, 10, dtype=torch.long), TrainConfig.paper(num_lookahead=2), ValueError),
+        (data(t=4), TrainConfig.paper(num_lookahead=4), ValueError),
         (data(), None, ValueError),
     ],
 )
 def test_bad_training_input(model, sequences, config, error):
     """Empty corpus, sequences too short for L, L < 1: clear errors."""
     with pytest.raises(error):
-        train_lookahead(model, None, sequences, config or TrainConfig(num_lookahead=0), progress=False)
+        train_lookahead(model, None, sequences, config or TrainConfig.paper(num_lookahead=0), progress=False)
 
 
 def test_train_from_text_corpus(model):
@@ -129,7 +129,7 @@ def test_train_from_text_corpus(model):
     from test_corpora import CharTokenizer
 
     text = ["abcd" * 40, "xyz" * 30]
-    config = TrainConfig(num_lookahead=2, steps=3, batch_size=2, warmup=1, seq_len=16, blocks_per_sequence=4)
+    config = TrainConfig.paper(num_lookahead=2, steps=3, batch_size=2, warmup=1, seq_len=16, blocks_per_sequence=4)
     la, history = train_lookahead(model, CharTokenizer(), text, config, progress=False)
     assert len(history.loss) == 3 and la.num_lookahead == 2
     with pytest.raises(ValueError, match="fewer than one window"):
@@ -140,7 +140,7 @@ def test_train_from_text_corpus(model):
 
 def test_seq_len_too_small_for_L():
     with pytest.raises(ValueError, match="too short"):
-        TrainConfig(num_lookahead=8, seq_len=9)
+        TrainConfig.paper(num_lookahead=8, seq_len=9)
 
 
 def test_heldout_loss_matches_training_objective(model):
@@ -168,10 +168,10 @@ def test_cli_train_refuses_existing_output(tmp_path, capsys):
 def test_init_choice(model):
     """config.init picks the starting vectors; unknown names are refused."""
     with pytest.raises(ValueError, match="init"):
-        TrainConfig(init="zeros")
+        TrainConfig.paper(init="zeros")
     model.config.unk_token_id = 5
     table = model.get_input_embeddings().weight.float()
-    config = TrainConfig(num_lookahead=2, steps=1, batch_size=2, warmup=0, seq_len=24, blocks_per_sequence=2, lr=1e-9)
+    config = TrainConfig.paper(num_lookahead=2, steps=1, batch_size=2, warmup=0, seq_len=24, blocks_per_sequence=2, lr=1e-9)
     for init, expected in (("mean", table.mean(0)), ("unk", table[5])):
         la, _ = train_lookahead(model, None, data(), TrainConfig(**{**config.__dict__, "init": init}), progress=False)
         assert torch.allclose(la.weight[0], expected, atol=1e-6)

@@ -5,7 +5,7 @@
 
 Sizes (the paper: 200 prompts x 512 tokens, which is ~27 h of CPU here per table):
     quick:  3 prompts x 96 tokens per setting, 3 HumanEval prompts
-    medium: 8 prompts x 192 tokens per setting, 12 HumanEval prompts
+    medium: 6 prompts x 160 tokens per setting, 10 HumanEval prompts
     full:   200 prompts x 512 tokens (the paper's size; not run here)
 
 Three benchmarks in one process on the default model (bfloat16, CPU), each interleaved:
@@ -35,7 +35,7 @@ from pass_ref.bench_setup import benchmark  # noqa: E402
 
 SIZES = {
     "quick": dict(prompts=3, tokens=96, humaneval=3),
-    "medium": dict(prompts=8, tokens=192, humaneval=12),
+    "medium": dict(prompts=6, tokens=160, humaneval=10),
     "full": dict(prompts=200, tokens=512, humaneval=164),
 }
 
