@@ -140,7 +140,9 @@ class BenchRunner:
 
     def _hf(self, ids: torch.Tensor, spec: RunSpec) -> tuple[list[int], int, float]:
         config = copy.deepcopy(self.model.generation_config)
-        config.eos_token_id = None  # fixed length, like our loops
+        # Fixed length, like our loops. None is not enough: generate() falls back to the model's
+        # default EOS for unset fields; an empty list means "no stop token".
+        config.eos_token_id = []
         config.max_new_tokens = self.max_new_tokens
         config.min_new_tokens = None
         config.do_sample = spec.temperature > 0

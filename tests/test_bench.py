@@ -25,8 +25,13 @@ def random_lookahead(model, L, seed):
 
 
 @pytest.fixture
-def runner(tiny_model):
-    tiny_model.generation_config.pad_token_id = 0
+def runner(tiny_model, monkeypatch):
+    monkeypatch.setattr(tiny_model.generation_config, "pad_token_id", 0)
+    # A default EOS that greedy decoding does produce: every method must still run to max_new_tokens
+    # (HF generate falls back to this default unless told otherwise).
+    eos = pass_ref.autoregressive_generate(tiny_model, PROMPTS[0], max_new_tokens=3).new_tokens[1].item()
+    monkeypatch.setattr(tiny_model.generation_config, "eos_token_id", eos)
+    monkeypatch.setattr(tiny_model.config, "eos_token_id", eos)
     return BenchRunner(
         tiny_model,
         max_new_tokens=20,
