@@ -60,7 +60,14 @@ def lab(tmp_path_factory):
         "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False", "--allow-root",
     ]
     log = open(work / "lab.log", "w")
-    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=work)
+    # Render every cell (no windowing): the explorer's figure lives in the last cells, and a windowed
+    # notebook does not render cells out of view in a headless browser.
+    settings = tmp_path_factory.mktemp("lab-settings")
+    tracker = settings / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings))
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -149,6 +156,11 @@ def test_speculative_sampling_widget_draws_its_figure(lab, browser):
     deadline = time.time() + 90
     images = []
     while not images and time.time() < deadline:
+        # JupyterLab renders only the cells in view: keep scrolling the notebook to its end.
+        browser.execute_script(
+            "for (const o of document.querySelectorAll('.jp-WindowedPanel-outer, .jp-Notebook')) {"
+            " if (o.offsetParent) { o.scrollTop = o.scrollHeight; } }"
+        )
         images = browser.find_elements(By.CSS_SELECTOR, ".widget-interact img, .jupyter-widgets img")
         time.sleep(1)
     if not images:
