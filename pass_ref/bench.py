@@ -31,6 +31,7 @@ from typing import Sequence
 
 import torch
 
+from .cache import input_device, synchronize
 from .decoding import autoregressive_generate, pass_generate, speculative_generate
 from .lookahead import LookaheadEmbeddings
 
@@ -110,12 +111,6 @@ class _CallCounter:
         self.handle.remove()
 
 
-def _sync(model) -> None:
-    device = model.get_input_embeddings().weight.device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class BenchRunner:
     """Runs one ``RunSpec`` on one prompt and returns a flat record (a dict)."""
 
@@ -155,11 +150,11 @@ class BenchRunner:
             config.prompt_lookup_num_tokens = spec.L
         counter = _CallCounter(self.model)
         try:
-            _sync(self.model)
+            synchronize(input_device(self.model))
             start = time.perf_counter()
             with torch.inference_mode():
                 out = self.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
-            _sync(self.model)
+            synchronize(input_device(self.model))
             seconds = time.perf_counter() - start
         finally:
             counter.close()

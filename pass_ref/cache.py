@@ -38,6 +38,12 @@ def input_device(model) -> torch.device:
     return model.get_input_embeddings().weight.device
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued CUDA work on ``device`` (a no-op elsewhere) before reading a clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class CachedModel:
     """A frozen causal LM with its KV cache and call statistics."""
 

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .cache import CachedModel, context_length
+from .cache import CachedModel, context_length, synchronize
 from .drafters import DraftModelDrafter, Drafter, LookaheadDrafter
 from .lookahead import LookaheadEmbeddings, check_num_lookahead
 from .outputs import ACCEPTED, BONUS, CORRECTED, EXACT, GenerationOutput, GenerationStats, IterationRecord
@@ -204,8 +204,7 @@ def speculative_loop(
                     )
                 )
     device = target.device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     stats.model_calls = target.calls
     stats.draft_model_calls = drafter.model_calls if drafter else 0
     stats.new_tokens = seq.num_new

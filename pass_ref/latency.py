@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 from transformers import DynamicCache
 
-from .cache import input_device
+from .cache import input_device, synchronize
 
 
 @dataclass
@@ -58,11 +58,6 @@ class LatencyCurve:
     @classmethod
     def from_dict(cls, data: dict) -> "LatencyCurve":
         return cls(**data)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure_forward_latency(
@@ -112,10 +107,10 @@ def measure_forward_latency(
             for i in torch.randperm(len(ns), generator=order_gen).tolist():
                 n = ns[i]
                 ids = torch.randint(0, vocab, (1, n), generator=generator).to(device)  # (1, n)
-                _sync(device)
+                synchronize(device)
                 start = time.perf_counter()
                 model(input_ids=ids, cache=cache, use_cache=True)
-                _sync(device)
+                synchronize(device)
                 elapsed = time.perf_counter() - start
                 cache.crop(-n)  # back to the context
                 if rep >= warmup:

@@ -84,7 +84,6 @@ def main(argv=None) -> int:
     results_path = out / "ablation.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {"rows": {}}
     results["command"] = "python tools/ablation.py"
-    torch.set_num_threads(torch.get_num_threads())
     model, tokenizer = load_model(dtype=torch.bfloat16)
     windows = tokenize_windows(tokenizer, load_corpus("code", "train"), BASE["seq_len"])
     prompts = heldout_prompts(tokenizer, "code", 10, seed=0)
