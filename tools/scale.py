@@ -13,7 +13,7 @@ Each model gets its own prompts (the same held-out documents, cut by its own tok
 the shipped default (the ablation's winner: self-distilled data, soft targets, deep
 look-ahead), whose self-distillation minutes count in the budget. Writes
 results/ablation/scale.json (one block per recipe, with its command); the vectors go to
-runs/scale/<model>-<recipe>/.
+results/ablation/scale_vectors/<model>-<recipe>/ (committed: Table 2 uses the Qwen ones).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pass_ref import load_model  # noqa: E402
+from pass_ref import LookaheadEmbeddings, load_model  # noqa: E402
 from pass_ref.corpora import heldout_prompts, load_corpus, tokenize_windows  # noqa: E402
 from pass_ref.evaluation import measure_acceptance  # noqa: E402
 from pass_ref.train import TrainConfig, evaluate_loss, train_lookahead  # noqa: E402
@@ -44,6 +44,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--distill-windows", type=int, default=512, help="self-distilled windows (--recipe default)")
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--evaluate-only", action="store_true", help="evaluate the vectors a previous run saved (no training)")
     parser.add_argument("--out", default=str(ROOT / "results" / "ablation" / "scale.json"))
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -62,23 +63,29 @@ def main(argv=None) -> int:
         params = sum(p.numel() for p in model.parameters())
         print(f"== {name}: {params / 1e6:.0f} M parameters, loaded in {load_s:.0f} s; {asdict(config)}", flush=True)
         windows = tokenize_windows(tokenizer, load_corpus("code", "train"), config.seq_len)
-        tick = time.perf_counter()
-        la, history = train_lookahead(model, tokenizer, windows, config)
-        minutes = (time.perf_counter() - tick) / 60
-        la.save_pretrained(ROOT / "runs" / "scale" / f"{name}-{args.recipe}", overwrite=True)
+        vectors = ROOT / "results" / "ablation" / "scale_vectors" / f"{name}-{args.recipe}"
+        if args.evaluate_only:
+            la = LookaheadEmbeddings.from_pretrained(vectors, model=model)
+            minutes, final_loss = la.metadata.get("train_minutes"), la.metadata.get("final_train_loss")
+        else:
+            tick = time.perf_counter()
+            la, history = train_lookahead(model, tokenizer, windows, config)
+            minutes, final_loss = (time.perf_counter() - tick) / 60, history.loss[-1]
+            la.metadata["train_minutes"] = round(minutes, 2)
+            la.save_pretrained(vectors, overwrite=True)
         prompts = heldout_prompts(tokenizer, "code", 10, seed=0)
         heldout = tokenize_windows(tokenizer, load_corpus("code", "heldout"), config.seq_len, max_windows=32)
         loss, acc = evaluate_loss(model, la, heldout)
-        row = {"parameters": params, "lookahead_parameters": la.num_parameters(), "recipe": asdict(config), "train_minutes": round(minutes, 2),
+        row = {"parameters": params, "lookahead_parameters": la.num_parameters, "recipe": asdict(config), "train_minutes": round(minutes, 2) if minutes is not None else None,
                "distill_minutes": la.metadata.get("distill_minutes"), "heldout_loss": round(loss, 4),
-               "heldout_top1_accuracy": [round(a, 4) for a in acc], "final_train_loss": round(history.loss[-1], 4)}
+               "heldout_top1_accuracy": [round(a, 4) for a in acc], "final_train_loss": round(final_loss, 4)}
         for label, kwargs in (("greedy", {}), ("T0.8", dict(temperature=0.8, top_k=10))):
             r = measure_acceptance(model, la, prompts, max_new_tokens=64, seed=0, **kwargs)
             row[label] = {"acceptance": [round(a, 4) for a in r.acceptance], "tokens_per_call": round(r.tokens_per_call, 4)}
         block["rows"][name] = row
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1))
-        print(f"   {minutes:.1f} min; greedy {row['greedy']}; T=0.8 {row['T0.8']}", flush=True)
+        print(f"   {minutes or float('nan'):.1f} min; greedy {row['greedy']}; T=0.8 {row['T0.8']}", flush=True)
         del model
     return 0
 
