@@ -245,16 +245,13 @@ def cmd_humaneval(args) -> int:
     problems = {name: n for name, n in (("pass@1", args.pass1_problems), ("pass@10", args.pass10_problems)) if n}
     if not problems:
         raise ValueError("give --pass1-problems and/or --pass10-problems > 0")
+    if args.lookahead is None and args.model is not None:
+        raise ValueError("--lookahead DIR is needed for a model other than the default (its own trained set)")
+    from .bench_setup import trained_lookaheads
+
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
-    if args.lookahead is None:
-        if args.model is not None:
-            raise ValueError("--lookahead DIR is needed for a model other than the default (its own trained set)")
-        lookahead = load_lookahead("code", args.num_lookahead, model=model)
-    else:
-        full = LookaheadEmbeddings.from_pretrained(args.lookahead, model=model)
-        if args.num_lookahead > full.num_lookahead:
-            raise ValueError(f"{args.lookahead} holds {full.num_lookahead} look-ahead vectors, fewer than {args.num_lookahead}")
-        lookahead = full if args.num_lookahead == full.num_lookahead else full.truncated(args.num_lookahead)
+
+    lookahead = trained_lookaheads(model, "humaneval", [args.num_lookahead], args.lookahead)[args.num_lookahead]
     command = "python -m pass_ref " + " ".join(sys.argv[1:])
     tables = run_table2(
         model, tokenizer, lookahead, args.out, problems=problems, max_new_tokens=args.max_new_tokens,
