@@ -208,6 +208,12 @@ class BenchRunner:
         }
 
 
+def rotated(items: Sequence, turn: int) -> list:
+    """``items`` started at position ``turn`` (mod its length): A B C, B C A, C A B, ... for turn 0, 1, 2."""
+    shift = turn % len(items)
+    return list(items[shift:]) + list(items[:shift])
+
+
 def run_benchmark(
     runner: BenchRunner,
     prompts: Sequence[Sequence[int]],
@@ -236,8 +242,7 @@ def run_benchmark(
     completed = True
     try:
         for i, prompt in enumerate(prompts):
-            shift = i % len(specs)
-            for spec in list(specs[shift:]) + list(specs[:shift]):
+            for spec in rotated(specs, i):
                 record = runner.run(spec, prompt, i)
                 records.append(record)
                 if sink is not None:

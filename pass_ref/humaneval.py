@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .bench import rotated
 from .decoding import autoregressive_generate, pass_generate
 from .lookahead import LookaheadEmbeddings
 
@@ -168,7 +169,7 @@ def sample_completions(
     for i, problem in enumerate(problems):
         ids = torch.tensor(tokenizer(problem["prompt"], add_special_tokens=False).input_ids, device=device)
         for j in range(samples):
-            order = list(methods[turn % len(methods) :]) + list(methods[: turn % len(methods)])
+            order = rotated(methods, turn)
             turn += 1
             sample_seed = seed * 1_000_003 + i * 1009 + j
             for method in order:
