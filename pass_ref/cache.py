@@ -60,13 +60,23 @@ class CachedModel:
     def length(self) -> int:
         return len(self.tokens)
 
-    def forward(self, tokens: Sequence[int], extra_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        tokens: Sequence[int],
+        extra_embeds: torch.Tensor | None = None,
+        *,
+        position_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits for ``tokens`` (then ``extra_embeds``), appending the tokens' KV.
 
         Args:
             tokens: T >= 1 ids with no KV yet (the cache's continuation).
             extra_embeds: optional (M, D) input vectors placed after the tokens; their KV
                 is discarded before returning.
+            position_ids, attention_mask: optional (1, T + M) positions and additive
+                (1, 1, T + M, P + T + M) mask (one-call PaSS, ``pass_ref.fused``); by
+                default positions continue the cache and attention is causal.
         Returns:
             (T + M, V) logits; row i predicts the token after input position i.
         """
@@ -82,12 +92,15 @@ class CachedModel:
             )
         ids = torch.tensor([tokens], dtype=torch.long, device=self.device)  # (1, T)
         start = time.perf_counter()
+        if (position_ids is None) != (attention_mask is None):
+            raise ValueError("give position_ids and attention_mask together (a custom layout needs both)")
+        layout = {} if position_ids is None else {"position_ids": position_ids, "attention_mask": attention_mask}
         if extra_embeds is None:
-            out = self.model(input_ids=ids, cache=self.cache, use_cache=True)
+            out = self.model(input_ids=ids, cache=self.cache, use_cache=True, **layout)
         else:
             embeds = self.model.get_input_embeddings()(ids)  # (1, T, D)
             extra = extra_embeds.to(dtype=embeds.dtype, device=embeds.device)[None]  # (1, M, D)
-            out = self.model(inputs_embeds=torch.cat([embeds, extra], dim=1), cache=self.cache, use_cache=True)
+            out = self.model(inputs_embeds=torch.cat([embeds, extra], dim=1), cache=self.cache, use_cache=True, **layout)
         self.forward_time_s += time.perf_counter() - start
         self.calls += 1
         self.tokens.extend(tokens)

@@ -19,7 +19,7 @@ import torch
 
 from . import autoregressive_generate, load_model, pass_generate, speculative_generate, truncated_draft_model
 from .lookahead import LookaheadEmbeddings
-from .train import TrainConfig
+from .training.train import TrainConfig
 from .trained import load_lookahead
 from .viz import highlight_terminal, legend_terminal, summary_line
 
@@ -68,7 +68,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .data import humaneval_prompts
+    from .experiments.data import humaneval_prompts
 
     prompt = humaneval_prompts()[args.problem]
     print(f"Loading the default model (SmolLM2-135M-Instruct, float32) ...")
@@ -102,7 +102,7 @@ def cmd_demo(args) -> int:
 
 def cmd_overhead(args) -> int:
     """Per-iteration wall time vs time inside model forward passes, bfloat16 by default."""
-    from .data import humaneval_prompts
+    from .experiments.data import humaneval_prompts
 
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype])
     lookahead = LookaheadEmbeddings.from_token(model, args.lookahead)
@@ -130,9 +130,9 @@ def cmd_train(args) -> int:
     import shutil
     import time
 
-    from .corpora import load_corpus, tokenize_windows
-    from .evaluation import heldout_report
-    from .train import TrainConfig, train_lookahead
+    from .training.corpora import load_corpus, tokenize_windows
+    from .experiments.evaluation import heldout_report
+    from .training.train import TrainConfig, train_lookahead
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -206,8 +206,8 @@ def _number_list(text: str, kind=float) -> list:
 
 def cmd_bench(args) -> int:
     """Every method on the same prompts, interleaved; table, CSV/JSON and figures under --out."""
-    from .bench import format_markdown
-    from .bench_setup import benchmark, trained_lookaheads
+    from .experiments.bench import format_markdown
+    from .experiments.bench_setup import benchmark, trained_lookaheads
 
     if args.quick:
         args.prompts = args.prompts or 3
@@ -238,7 +238,7 @@ def cmd_bench(args) -> int:
 
 def cmd_humaneval(args) -> int:
     """The paper's Table 2: pass@1 (T = 0.1) and pass@10 (T = 0.8), PaSS vs autoregressive."""
-    from .humaneval import format_table2, run_table2
+    from .experiments.humaneval import format_table2, run_table2
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda but torch sees no CUDA device")
@@ -247,7 +247,7 @@ def cmd_humaneval(args) -> int:
         raise ValueError("give --pass1-problems and/or --pass10-problems > 0")
     if args.lookahead is None and args.model is not None:
         raise ValueError("--lookahead DIR is needed for a model other than the default (its own trained set)")
-    from .bench_setup import trained_lookaheads
+    from .experiments.bench_setup import trained_lookaheads
 
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
 
@@ -320,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-tokens", type=int, default=64, help="tokens generated per held-out prompt")
     tr.set_defaults(func=cmd_train)
 
-    from .bench import METHODS
-    from .bench_setup import TASKS
+    from .experiments.bench import METHODS
+    from .experiments.bench_setup import TASKS
 
     be = sub.add_parser("bench", help="time every method on the same prompts (paper Tables 1-2)")
     be.add_argument("--task", choices=TASKS, default="humaneval", help="HumanEval prompts or 32-token held-out code/text")

@@ -2,6 +2,9 @@
 
     autoregressive_generate  = the loop with no drafter (0 drafts, 1 call per token)
     pass_generate            = the loop with a LookaheadDrafter (PaSS, Algorithm 1)
+        fused=True           = ... with a FusedLookaheadDrafter (one call per iteration)
+        prompt_lookup=True   = ... inside a HybridDrafter (copy from the context when possible)
+    prompt_lookup_generate   = the loop with a PromptLookupDrafter (Saxena 2023)
     speculative_generate     = the loop with a DraftModelDrafter (Leviathan/Chen et al.)
 
 One iteration (PAPER.md §2; step numbers follow the paper's Algorithm 1):
@@ -30,7 +33,8 @@ from typing import Callable, Sequence
 import torch
 
 from .cache import CachedModel, context_length, synchronize
-from .drafters import DraftModelDrafter, Drafter, LookaheadDrafter
+from .drafters import DraftModelDrafter, Drafter, HybridDrafter, LookaheadDrafter, PromptLookupDrafter, check_lookup_args
+from .fused import FusedLookaheadDrafter
 from .lookahead import LookaheadEmbeddings, check_num_lookahead
 from .outputs import ACCEPTED, BONUS, CORRECTED, EXACT, GenerationOutput, GenerationStats, IterationRecord
 from .sampling import SamplingConfig, logits_to_probs
@@ -153,17 +157,27 @@ def speculative_loop(
     generator: torch.Generator | None = None,
     verify_fn: VerifyFn = verify_drafts,
     trace: bool = False,
+    fused: bool | None = None,
 ) -> GenerationOutput:
     """The shared loop. ``verify_fn`` exists so tests can plug in a wrong rule and see it caught.
 
-    ``stop(new_tokens)`` is asked after every committed token (e.g. ``pass_ref.humaneval.StopOnStrings``);
+    ``stop(new_tokens)`` is asked after every committed token (e.g. ``pass_ref.experiments.humaneval.StopOnStrings``);
     True ends generation right after that token, so every method stops at the same token of
     the same sequence: stopping rules change when a sample ends, never its law.
+
+    ``fused``: None follows the drafter; True insists on one call per iteration and raises
+    ``TypeError`` for a drafter that cannot ride its drafting call along (``pass_ref.fused``).
     """
     start = time.perf_counter()
     prompt = prompt_to_list(input_ids, model)
+    is_fused = bool(getattr(drafter, "fused", False))
+    if fused and not is_fused:
+        raise TypeError(f"fused=True needs a drafter that can fuse (FusedLookaheadDrafter), got {type(drafter).__name__}")
+    if fused is False and is_fused:
+        raise TypeError(f"{type(drafter).__name__} always fuses; pass fused=True or None")
     exact_drafting = getattr(drafter, "yields_exact_token", False)  # PaSS: the drafting call yields x_{n+1}
-    _check_budget(len(prompt), max_new_tokens, num_draft_tokens, model)
+    positions_ahead = num_draft_tokens + (drafter.L if is_fused else 0)  # groups reach L places past the drafts
+    _check_budget(len(prompt), max_new_tokens, positions_ahead, model)
     seq = _Sequence(prompt, max_new_tokens, _eos_set(eos_token_id), stop)
     target = CachedModel(model)
     stats = GenerationStats()
@@ -171,9 +185,9 @@ def speculative_loop(
     with torch.inference_mode():
         while not seq.finished:
             # Drafts beyond what max_new_tokens can use are never made: an iteration yields at
-            # most K + 1 tokens (+1 more for PaSS's exact token).
+            # most k + 1 tokens (+1 more for PaSS's exact token).
             k = max(0, min(num_draft_tokens, seq.remaining - 1 - int(exact_drafting))) if drafter else 0
-            # Step 1: drafting.
+            # Step 1: drafting (two-call PaSS: a target call that also yields x_{n+1}).
             draft = drafter.draft(target, seq.tokens, k, sampling, generator) if drafter else None
             exact = None
             if draft is not None and draft.exact is not None:
@@ -181,24 +195,32 @@ def speculative_loop(
                 if not seq.commit(exact, EXACT):
                     stats.iterations += 1
                     break
-            # Step 2: validation call on the uncached tokens followed by the drafts.
             draft_ids = draft.tokens.tolist() if draft is not None else []
+            K = len(draft_ids)  # the drafter may propose fewer than k (prompt lookup, fused)
+            # Step 2: validation call on the uncached tokens followed by the drafts. A fused
+            # drafter appends its look-ahead groups: the next iteration's drafting call.
             pending = seq.tokens[target.length :]
-            q = logits_to_probs(target.forward(pending + draft_ids)[-(k + 1) :], sampling)  # (k+1, V)
-            draft_probs = draft.probs.to(q.dtype) if draft is not None else q.new_empty(0, q.shape[-1])  # (k, V)
+            if is_fused:
+                logits = drafter.validation_call(target, pending, draft_ids)  # (T, V)
+            else:
+                logits = target.forward(pending + draft_ids)  # (T, V)
+            q = logits_to_probs(logits[-(K + 1) :], sampling)  # (K+1, V)
+            draft_probs = draft.probs.to(q.dtype) if draft is not None else q.new_empty(0, q.shape[-1])  # (K, V)
             draft_tokens = draft.tokens if draft is not None else torch.empty(0, dtype=torch.long, device=q.device)
             if draft_probs.shape[-1] != q.shape[-1]:
                 raise ValueError(f"draft vocabulary ({draft_probs.shape[-1]}) differs from the target's ({q.shape[-1]})")
             # Step 3: accept / reject, then crop the rejected drafts' KV.
             n, next_token = verify_fn(q, draft_probs, draft_tokens, generator)
             target.rollback(len(seq.tokens) + n)
-            stats.record_block(k, n)
+            if is_fused:
+                drafter.accepted(n, len(seq.tokens) + n + 1)  # G_n's rows draft after the next token
+            stats.record_block(K, n)
             stats.iterations += 1
             going = all(seq.commit(t, ACCEPTED) for t in draft_ids[:n])
             if going:
-                if n < k:
+                if n < K:
                     seq.rejected.append((seq.num_new, draft_ids[n]))
-                seq.commit(int(next_token), CORRECTED if n < k else (BONUS if k > 0 else EXACT))
+                seq.commit(int(next_token), CORRECTED if n < K else (BONUS if K > 0 else EXACT))
             if not seq.finished and target.length != len(seq.tokens) - 1:
                 raise RuntimeError("cache invariant broken: the cache must hold all but the last token")
             if trace:
@@ -206,7 +228,7 @@ def speculative_loop(
                     IterationRecord(
                         exact_token=exact,
                         draft_tokens=draft_ids,
-                        accept_probs=acceptance_probs(q, draft_probs, draft_tokens).tolist() if k else [],
+                        accept_probs=acceptance_probs(q, draft_probs, draft_tokens).tolist() if K else [],
                         num_accepted=n,
                         next_token=int(next_token),
                         cache_length=target.length,
@@ -284,6 +306,11 @@ def pass_generate(
     *,
     max_new_tokens: int,
     num_lookahead: int | None = None,
+    fused: bool = False,
+    groups=None,
+    prompt_lookup: bool = False,
+    lookup_tokens: int | None = None,
+    max_ngram: int = 3,
     temperature: float = 0.0,
     top_k: int | None = None,
     top_p: float | None = None,
@@ -298,6 +325,14 @@ def pass_generate(
     Two target calls per iteration (drafting, validation), each iteration yielding 2 to
     L + 2 tokens; the output law is exactly the target's. ``num_lookahead`` uses only
     the first k <= L vectors (by causality they draft as they do inside the full set).
+
+    Beyond the paper (each exact, see ``docs/architecture.md``):
+        fused: one call per iteration, the next drafting call riding along with the
+            validation call as look-ahead groups (``pass_ref.fused``); 1 to L + 1 tokens a call.
+        groups: with ``fused``, the numbers of accepted drafts that get a group (None: all).
+        prompt_lookup: draft by copying from the context when the last n-gram (up to
+            ``max_ngram`` tokens) occurred before, up to ``lookup_tokens`` drafts (default
+            max(L, 4)); by look-ahead embeddings otherwise.
     Other arguments as in ``autoregressive_generate``.
     """
     if not isinstance(lookahead, LookaheadEmbeddings):
@@ -306,7 +341,47 @@ def pass_generate(
     check_num_lookahead(L)
     if L > lookahead.num_lookahead:
         raise ValueError(f"num_lookahead={L} but only {lookahead.num_lookahead} look-ahead embeddings exist")
-    return _generate(model, input_ids, LookaheadDrafter(model, lookahead), L, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace, stop)
+    if groups is not None and not fused:
+        raise ValueError("groups only apply to fused=True")
+    drafter = FusedLookaheadDrafter(model, lookahead, L, groups) if fused else LookaheadDrafter(model, lookahead, L)
+    K = L
+    if prompt_lookup:
+        lookup_tokens = max(L, 4) if lookup_tokens is None else lookup_tokens
+        check_lookup_args(lookup_tokens, max_ngram, "lookup_tokens")
+        drafter = HybridDrafter(PromptLookupDrafter(max_ngram), drafter, lookup_tokens)
+        K = max(L, lookup_tokens)
+    elif lookup_tokens is not None:
+        raise ValueError("lookup_tokens only applies to prompt_lookup=True")
+    return _generate(model, input_ids, drafter, K, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace, stop)
+
+
+def prompt_lookup_generate(
+    model,
+    input_ids,
+    *,
+    num_draft_tokens: int,
+    max_new_tokens: int,
+    max_ngram: int = 3,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_token_id=None,
+    stop: StopFn | None = None,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    trace: bool = False,
+) -> GenerationOutput:
+    """Prompt lookup decoding (Saxena 2023): drafts copied from the context, verified exactly.
+
+    Each iteration looks for the latest earlier occurrence of the last n-gram
+    (n = ``max_ngram`` .. 1) and proposes the ``num_draft_tokens`` tokens that followed
+    it; without a match the iteration is one plain call. A copied draft has a one-hot
+    draft distribution, so under sampling it is accepted with probability q(x̃).
+    Other arguments as in ``autoregressive_generate``.
+    """
+    check_lookup_args(num_draft_tokens, max_ngram)
+    drafter = PromptLookupDrafter(max_ngram)
+    return _generate(model, input_ids, drafter, num_draft_tokens, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace, stop)
 
 
 def speculative_generate(

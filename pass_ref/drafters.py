@@ -1,6 +1,6 @@
 """Drafters: who proposes the tokens that verification checks.
 
-One interface, two implementations (ARCHITECTURE.md "one loop, many drafters"):
+One interface, several implementations (one loop, many drafters):
 
 - ``LookaheadDrafter`` (PaSS, Algorithm 1 step 1): one *target-model* call on the
   uncached tokens followed by ``[LA]_1..[LA]_k``. Its output at the last real position
@@ -11,11 +11,17 @@ One interface, two implementations (ARCHITECTURE.md "one loop, many drafters"):
   baseline.
 - ``DraftModelDrafter`` (Leviathan et al. 2023; Chen et al. 2023): a second model with
   the same tokenizer drafts k tokens autoregressively with its own KV cache.
+- ``PromptLookupDrafter`` (Saxena 2023, "prompt lookup decoding"): copies the tokens
+  that followed the latest earlier occurrence of the sequence's last n-gram. No model
+  call; the draft distribution is one-hot on the copied token, which the rule handles
+  exactly (accept with probability q(x̃), resample from q without x̃ otherwise).
+- ``HybridDrafter``: prompt lookup when the n-gram matches, another drafter otherwise.
+- ``pass_ref.fused.FusedLookaheadDrafter``: PaSS with one call per iteration.
 
 Autoregressive decoding is the loop with no drafter.
 
 A drafter returns the *processed* probabilities its drafts were sampled from; the
-verifier needs exactly those (PAPER.md §2).
+verifier needs exactly those (``docs/paper.md``, "Exactness").
 """
 
 from __future__ import annotations
@@ -39,8 +45,14 @@ class Draft:
     exact: torch.Tensor | None = None  # 0-d: PaSS's x_{n+1} ~ q, kept whatever happens
 
 
+def empty_draft(target: CachedModel) -> Draft:
+    """No drafts this iteration: the loop then makes one plain call (one exact token)."""
+    V = target.model.get_input_embeddings().weight.shape[0]
+    return Draft(tokens=torch.empty(0, dtype=torch.long, device=target.device), probs=torch.zeros(0, V, device=target.device))
+
+
 class Drafter(Protocol):
-    """Proposes up to ``k`` draft tokens after ``sequence``."""
+    """Proposes up to ``k`` draft tokens after ``sequence`` (fewer, even none, is allowed)."""
 
     yields_exact_token: bool  # True if ``draft`` also returns an exact sample from q
 
@@ -57,11 +69,12 @@ class LookaheadDrafter:
 
     yields_exact_token = True  # row 0 of its call is q itself: x_{n+1} is committed, not verified
 
-    def __init__(self, model, lookahead: LookaheadEmbeddings) -> None:
+    def __init__(self, model, lookahead: LookaheadEmbeddings, num_lookahead: int | None = None) -> None:
         lookahead.check_compatible(model)
         self.model = model
         self.lookahead = lookahead
-        self.vectors = lookahead.drafting_inputs(model, lookahead.num_lookahead)  # (L, D)
+        self.L = lookahead.num_lookahead if num_lookahead is None else num_lookahead  # drafts at most L tokens
+        self.vectors = lookahead.drafting_inputs(model, self.L)  # (L, D)
 
     @property
     def model_calls(self) -> int:
@@ -69,6 +82,7 @@ class LookaheadDrafter:
 
     def draft(self, target, sequence, k, sampling, generator) -> Draft:
         pending = sequence[target.length :]  # real tokens without KV (>= 1)
+        k = min(k, self.L)
         # 1. One forward pass over [pending..., LA_1..LA_k]; the LA positions' KV is
         #    cropped inside CachedModel.forward right after the call.
         #    Deep look-ahead vectors (if any) are added inside the layers at the k LA positions.
@@ -101,8 +115,86 @@ class DraftModelDrafter:
             tokens.append(x)
             probs.append(p)
             feed = [int(x)]
-        vocab = target.model.get_input_embeddings().weight.shape[0]
         if not tokens:
-            empty = torch.empty(0, vocab, device=target.device)
-            return Draft(tokens=torch.empty(0, dtype=torch.long, device=target.device), probs=empty)
+            return empty_draft(target)
         return Draft(tokens=torch.stack(tokens), probs=torch.stack(probs))
+
+
+def check_lookup_args(num_draft_tokens, max_ngram, name: str = "num_draft_tokens") -> None:
+    """Both must be positive ints (``name``: what the caller calls the number of drafts)."""
+    for name, value in ((name, num_draft_tokens), ("max_ngram", max_ngram)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def find_continuation(sequence: Sequence[int], k: int, max_ngram: int) -> list[int]:
+    """Up to k tokens that followed the latest earlier occurrence of the last n-gram.
+
+    Tries n = max_ngram .. 1 and returns the first hit (a longer n-gram is better
+    evidence); an occurrence counts only if at least one token follows it.
+    """
+    length = len(sequence)
+    for n in range(min(max_ngram, length - 1), 0, -1):
+        tail = list(sequence[length - n :])
+        first = tail[0]
+        for start in range(length - n - 1, -1, -1):  # latest first; start + n < length
+            if sequence[start] == first and list(sequence[start : start + n]) == tail:
+                return list(sequence[start + n : start + n + k])
+    return []
+
+
+class PromptLookupDrafter:
+    """Drafts copied from the context (prompt lookup decoding); no model call."""
+
+    yields_exact_token = False
+
+    def __init__(self, max_ngram: int = 3) -> None:
+        check_lookup_args(1, max_ngram)
+        self.max_ngram = max_ngram
+        self.hits = 0  # iterations that found a match
+
+    @property
+    def model_calls(self) -> int:
+        return 0
+
+    def draft(self, target, sequence, k, sampling, generator) -> Draft:
+        copied = find_continuation(sequence, k, self.max_ngram) if k > 0 else []
+        if not copied:
+            return empty_draft(target)
+        self.hits += 1
+        V = target.model.get_input_embeddings().weight.shape[0]
+        tokens = torch.tensor(copied, dtype=torch.long, device=target.device)  # (K,)
+        probs = torch.nn.functional.one_hot(tokens, V).float()  # (K, V): a copied token is certain
+        return Draft(tokens=tokens, probs=probs)
+
+
+class HybridDrafter:
+    """Prompt lookup when the last n-gram occurred before, ``fallback`` otherwise.
+
+    With a fused fallback the look-ahead groups ride along in every call (also when the
+    drafts were copied), so look-ahead drafts are ready whenever lookup finds nothing.
+    """
+
+    def __init__(self, lookup: PromptLookupDrafter, fallback, lookup_tokens: int) -> None:
+        check_lookup_args(lookup_tokens, lookup.max_ngram, "lookup_tokens")
+        self.lookup = lookup
+        self.fallback = fallback
+        self.lookup_tokens = lookup_tokens
+        self.yields_exact_token = fallback.yields_exact_token
+        self.fused = getattr(fallback, "fused", False)
+        self.L = fallback.L
+        if self.fused:
+            self.validation_call = fallback.validation_call
+            self.accepted = fallback.accepted
+
+    @property
+    def model_calls(self) -> int:
+        return self.fallback.model_calls
+
+    def draft(self, target, sequence, k, sampling, generator) -> Draft:
+        copied = self.lookup.draft(target, sequence, min(k, self.lookup_tokens), sampling, generator)
+        if copied.tokens.shape[0] > 0:
+            return copied
+        return self.fallback.draft(target, sequence, k, sampling, generator)

@@ -92,7 +92,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, dtype: torch.dt
 
     Args:
         name_or_path: None for the default SmolLM2-135M-Instruct GGUF; an opt-in alias from
-            ``pass_ref.extra_models.EXTRA_MODELS`` ("qwen2.5-coder-0.5b-instruct"); a ``.gguf`` file;
+            ``pass_ref.experiments.extra_models.EXTRA_MODELS`` ("qwen2.5-coder-0.5b-instruct"); a ``.gguf`` file;
             a local model directory; or a Hugging Face model id (needs the network or a
             filled hub cache; set ``HF_HUB_OFFLINE=1`` to forbid downloads).
         dtype: weights dtype; float32 for exactness checks, bfloat16 for speed.
@@ -104,7 +104,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, dtype: torch.dt
 
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
-    from .extra_models import EXTRA_MODELS, extra_model_path
+    from .experiments.extra_models import EXTRA_MODELS, extra_model_path
 
     gguf = None
     if name_or_path is None:

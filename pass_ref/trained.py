@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .corpora import DOMAINS
+from .training.corpora import DOMAINS
 from .lookahead import LookaheadEmbeddings, check_num_lookahead
 
 TRAINED_DIR = Path(__file__).parent / "trained"

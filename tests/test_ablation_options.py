@@ -8,9 +8,9 @@ import torch
 import pass_ref
 from pass_ref import LookaheadEmbeddings, SamplingConfig, autoregressive_generate, pass_generate
 from pass_ref.cache import CachedModel
-from pass_ref.distill import continue_windows, self_distilled_windows
-from pass_ref.exactness import chi_square_test, empirical_counts, exact_sequence_law
-from pass_ref.train import TrainConfig, lookahead_loss, sample_insertions, soft_targets, train_lookahead
+from pass_ref.training.distill import continue_windows, self_distilled_windows
+from pass_ref.course.exactness import chi_square_test, empirical_counts, exact_sequence_law
+from pass_ref.training.train import TrainConfig, lookahead_loss, sample_insertions, soft_targets, train_lookahead
 
 from test_decoding import PROMPTS
 

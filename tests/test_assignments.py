@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pass_ref import assignments as A
-from pass_ref import theory
+from pass_ref.course import assignments as A
+from pass_ref.course import theory
 from pass_ref.verify import acceptance_probs, residual_distribution, verify_drafts
 
 

@@ -10,9 +10,9 @@ import torch
 
 import pass_ref
 from pass_ref import LookaheadEmbeddings
-from pass_ref.bench import METHODS, BenchRunner, RunSpec, format_markdown, load_records, plan_runs, run_benchmark, summarize, write_results
-from pass_ref.bench_figures import save_figures
-from pass_ref.latency import measure_forward_latency
+from pass_ref.experiments.bench import METHODS, BenchRunner, RunSpec, format_markdown, load_records, plan_runs, run_benchmark, summarize, write_results
+from pass_ref.experiments.bench_figures import save_figures
+from pass_ref.experiments.latency import measure_forward_latency
 
 PROMPTS = [[1, 2, 3, 1, 2, 3], [5, 6, 7, 8, 9], [7, 7, 1, 2, 30, 11]]
 

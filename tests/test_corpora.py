@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pass_ref.corpora import is_heldout, load_corpus, tokenize_windows
+from pass_ref.training.corpora import is_heldout, load_corpus, tokenize_windows
 
 
 class CharTokenizer:

@@ -68,7 +68,7 @@ def test_eos_and_budget_in_the_middle_of_blocks(tiny_model, L):
             assert ps.new_tokens.tolist() == sp.new_tokens.tolist() == full[:budget]
 
 
-@pytest.mark.parametrize("method", ["ar", "pass", "spec"])
+@pytest.mark.parametrize("method", ["ar", "pass", "spec", "fused", "hybrid", "lookup"])
 def test_bookkeeping_under_sampling(tiny_model, method):
     """Budget respected, nothing after EOS, cache == sequence - 1 after every iteration, stats add up."""
     draft = pass_ref.truncated_draft_model(tiny_model, 1)
@@ -77,8 +77,11 @@ def test_bookkeeping_under_sampling(tiny_model, method):
         kwargs = dict(max_new_tokens=17, temperature=1.0, eos_token_id=5, seed=seed, trace=True)
         if method == "ar":
             out = autoregressive_generate(tiny_model, prompt, **kwargs)
-        elif method == "pass":
-            out = pass_generate(tiny_model, lookahead(tiny_model, 4), prompt, **kwargs)
+        elif method in ("pass", "fused", "hybrid"):
+            variant = {"pass": {}, "fused": dict(fused=True), "hybrid": dict(fused=True, prompt_lookup=True)}[method]
+            out = pass_generate(tiny_model, lookahead(tiny_model, 4), prompt, **kwargs, **variant)
+        elif method == "lookup":
+            out = pass_ref.prompt_lookup_generate(tiny_model, prompt, num_draft_tokens=4, **kwargs)
         else:
             out = speculative_generate(tiny_model, draft, prompt, num_draft_tokens=4, **kwargs)
         new = out.new_tokens.tolist()
@@ -93,7 +96,7 @@ def test_bookkeeping_under_sampling(tiny_model, method):
         assert all(a <= d for a, d in zip(out.stats.accepted, out.stats.drafted))
 
 
-@pytest.mark.parametrize("method", ["ar", "pass", "spec"])
+@pytest.mark.parametrize("method", ["ar", "pass", "spec", "fused-hybrid"])
 def test_same_seed_same_output(tiny_model, method):
     """Sampling is a function of the seed; a different seed changes it."""
     draft = pass_ref.truncated_draft_model(tiny_model, 1)
@@ -105,6 +108,8 @@ def test_same_seed_same_output(tiny_model, method):
             return autoregressive_generate(tiny_model, [1, 2], **kwargs).new_tokens
         if method == "pass":
             return pass_generate(tiny_model, la, [1, 2], **kwargs).new_tokens
+        if method == "fused-hybrid":
+            return pass_generate(tiny_model, la, [1, 2], fused=True, prompt_lookup=True, **kwargs).new_tokens
         return speculative_generate(tiny_model, draft, [1, 2], num_draft_tokens=3, **kwargs).new_tokens
 
     assert torch.equal(run(7), run(7))

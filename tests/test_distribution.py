@@ -11,7 +11,7 @@ import torch
 
 import pass_ref
 from pass_ref import LookaheadDrafter, LookaheadEmbeddings, SamplingConfig, speculative_loop
-from pass_ref.exactness import chi_square_test, empirical_counts, exact_sequence_law, sample_sequences
+from pass_ref.course.exactness import chi_square_test, empirical_counts, exact_sequence_law, sample_sequences
 from pass_ref.sampling import sample
 
 V, M, N = 4, 3, 2000  # vocabulary, tokens checked, samples
@@ -68,6 +68,43 @@ def test_autoregressive_sampling_matches_exact_law(small):
         lambda s: pass_ref.autoregressive_generate(model, PROMPT, max_new_tokens=M, temperature=1.0, seed=s).new_tokens, N
     )
     assert chi_square_test(empirical_counts(samples, V, M), law_of(model, CONFIGS[0])).pvalue > 1e-3
+
+
+METHODS = {
+    "fused": lambda model, la, s, c: pass_ref.pass_generate(model, la, PROMPT, max_new_tokens=M, fused=True, seed=s, **c),
+    "lookup": lambda model, la, s, c: pass_ref.prompt_lookup_generate(model, PROMPT, num_draft_tokens=3, max_new_tokens=M, max_ngram=2, seed=s, **c),
+    "hybrid": lambda model, la, s, c: pass_ref.pass_generate(model, la, PROMPT, max_new_tokens=M + 1, prompt_lookup=True, lookup_tokens=3, seed=s, **c),
+    "fused-hybrid": lambda model, la, s, c: pass_ref.pass_generate(model, la, PROMPT, max_new_tokens=M, fused=True, prompt_lookup=True, seed=s, **c),
+}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["T1", "T0.7-topk3", "T1-topp0.8"])
+@pytest.mark.parametrize("method", list(METHODS))
+def test_beyond_the_paper_matches_exact_law(small, method, config):
+    """One-call PaSS, prompt lookup (one-hot drafts) and the hybrids sample from q's exact law."""
+    model, la = small
+    outs = [METHODS[method](model, la, s, config) for s in range(N)]
+    result = chi_square_test(empirical_counts([o.new_tokens.tolist() for o in outs], V, M), law_of(model, config))
+    accepted = sum(sum(o.stats.accepted) for o in outs)
+    drafted = sum(sum(o.stats.drafted) for o in outs)
+    assert 0.05 * drafted < accepted < 0.95 * drafted  # both acceptance and rejection were exercised
+    assert result.pvalue > 1e-3, result
+
+
+@pytest.mark.parametrize("drafter", ["fused", "lookup"])
+def test_negative_control_beyond_the_paper(small, drafter):
+    """The same test catches an accept-everything rule in the one-call and the lookup loops."""
+    model, la = small
+    make = {"fused": lambda: pass_ref.FusedLookaheadDrafter(model, la), "lookup": lambda: pass_ref.PromptLookupDrafter(2)}[drafter]
+
+    def wrong(seed):
+        g = torch.Generator().manual_seed(seed)
+        out = speculative_loop(model, PROMPT, make(), num_draft_tokens=3, max_new_tokens=M, sampling=SamplingConfig(temperature=1.0),
+                               generator=g, verify_fn=accept_every_draft)
+        return out.new_tokens
+
+    result = chi_square_test(empirical_counts(sample_sequences(wrong, N), V, M), law_of(model, CONFIGS[0]))
+    assert result.pvalue < 1e-6, result
 
 
 @pytest.mark.parametrize("config", CONFIGS[:2], ids=["T1", "T0.7-topk3"])

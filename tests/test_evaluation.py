@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pass_ref
-from pass_ref.evaluation import compare_lookaheads, format_table, measure_acceptance, plot_training_curves
+from pass_ref.experiments.evaluation import compare_lookaheads, format_table, measure_acceptance, plot_training_curves
 
 
 def test_measure_acceptance_aggregates_stats(tiny_model):

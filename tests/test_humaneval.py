@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from pass_ref import LookaheadEmbeddings, autoregressive_generate, pass_generate, speculative_generate, tiny_llama
-from pass_ref.data import humaneval_problems
-from pass_ref.humaneval import (
+from pass_ref.experiments.data import humaneval_problems
+from pass_ref.experiments.humaneval import (
     StopOnStrings,
     check_completions,
     pass_at_k,

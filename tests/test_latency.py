@@ -2,14 +2,14 @@
 
 import pytest
 
-from pass_ref.latency import (
+from pass_ref.experiments.latency import (
     LatencyCurve,
     measure_forward_latency,
     predicted_pass_speedup,
     predicted_prompt_lookup_speedup,
     predicted_speculative_speedup,
 )
-from pass_ref.theory import pass_speedup
+from pass_ref.course.theory import pass_speedup
 
 
 def curve(ratios):

@@ -6,7 +6,7 @@ import torch
 import pass_ref
 from pass_ref import LookaheadEmbeddings, autoregressive_generate, pass_generate, speculative_generate
 from pass_ref.cli import main
-from pass_ref.data import humaneval_prompts
+from pass_ref.experiments.data import humaneval_prompts
 
 pytestmark = pytest.mark.slow
 

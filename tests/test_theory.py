@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pass_ref import theory
+from pass_ref.course import theory
 
 
 @pytest.mark.parametrize("alpha, L", [(0.0, 4), (0.3, 2), (0.7, 4), (1.0, 8), (0.5, 0)])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import pass_ref
-from pass_ref.train import TrainConfig, block_attention_mask, lookahead_loss, sample_insertions, train_lookahead
+from pass_ref.training.train import TrainConfig, block_attention_mask, lookahead_loss, sample_insertions, train_lookahead
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_training_is_deterministic_and_resumable(model, tmp_path):
 
 def _interrupt_after(model, sequences, config, ckpt, calls):
     """Run training and raise KeyboardInterrupt inside the ``calls``-th loss computation."""
-    import pass_ref.train as train
+    import pass_ref.training.train as train
 
     original = train.lookahead_loss
     count = {"n": 0}
@@ -145,7 +145,7 @@ def test_seq_len_too_small_for_L():
 
 def test_heldout_loss_matches_training_objective(model):
     """evaluate_loss is lookahead_loss averaged over windows, with seeded insertion points."""
-    from pass_ref.train import evaluate_loss
+    from pass_ref.training.train import evaluate_loss
 
     la = pass_ref.LookaheadEmbeddings.from_token(model, 2)
     windows = data(n=4)

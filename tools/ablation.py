@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,14 +27,13 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from pass_ref import LookaheadEmbeddings, load_model  # noqa: E402
-from pass_ref.bench_setup import benchmark  # noqa: E402
-from pass_ref.corpora import heldout_prompts, load_corpus, tokenize_windows  # noqa: E402
-from pass_ref.distill import self_distilled_windows  # noqa: E402
-from pass_ref.evaluation import measure_acceptance  # noqa: E402
-from pass_ref.train import TrainConfig, train_lookahead  # noqa: E402
+from pass_ref import LookaheadEmbeddings, load_model
+from pass_ref.experiments.bench_setup import benchmark
+from pass_ref.training.corpora import heldout_prompts, load_corpus, tokenize_windows
+from pass_ref.training.distill import self_distilled_windows
+from pass_ref.experiments.evaluation import measure_acceptance
+from pass_ref.training.train import TrainConfig, train_lookahead
 
 # Each row: the options that differ from the paper's recipe (PAPER.md §3; mean-embedding start).
 ROWS = {

@@ -24,9 +24,9 @@ import torch
 
 import pass_ref
 from pass_ref import LookaheadEmbeddings
-from pass_ref.corpora import heldout_prompts
-from pass_ref.data import humaneval_prompts
-from pass_ref.evaluation import compare_lookaheads, format_table
+from pass_ref.training.corpora import heldout_prompts
+from pass_ref.experiments.data import humaneval_prompts
+from pass_ref.experiments.evaluation import compare_lookaheads, format_table
 from pass_ref.trained import SHIPPED_L, TRAINED_DIR, load_lookahead
 
 TEMPERATURES = (0.0, 0.2, 0.5, 0.8)

@@ -37,14 +37,13 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import transformers  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
+import transformers
+from transformers import LlamaConfig, LlamaForCausalLM
 
-import pass_ref  # noqa: E402
-from pass_ref import LookaheadEmbeddings, autoregressive_generate, pass_generate, speculative_generate  # noqa: E402
-from pass_ref.latency import measure_forward_latency, predicted_pass_speedup  # noqa: E402
+import pass_ref
+from pass_ref import LookaheadEmbeddings, autoregressive_generate, pass_generate, speculative_generate
+from pass_ref.experiments.latency import measure_forward_latency, predicted_pass_speedup
 
 SHAPES = {
     # Llama-3.2-1B: 1.24 B parameters (tied embeddings untied here: +0.26 B, timing-neutral for decoding)

@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from pass_ref import load_model  # noqa: E402
-from pass_ref.bench import LABELS, format_markdown  # noqa: E402
-from pass_ref.bench_setup import benchmark  # noqa: E402
+from pass_ref import load_model
+from pass_ref.experiments.bench import LABELS, format_markdown
+from pass_ref.experiments.bench_setup import benchmark
 
 SIZES = {
     "quick": dict(prompts=3, tokens=96, humaneval=3),

@@ -28,12 +28,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from pass_ref import LookaheadEmbeddings, load_model  # noqa: E402
-from pass_ref.corpora import heldout_prompts, load_corpus, tokenize_windows  # noqa: E402
-from pass_ref.evaluation import measure_acceptance  # noqa: E402
-from pass_ref.train import TrainConfig, evaluate_loss, train_lookahead  # noqa: E402
+from pass_ref import LookaheadEmbeddings, load_model
+from pass_ref.training.corpora import heldout_prompts, load_corpus, tokenize_windows
+from pass_ref.experiments.evaluation import measure_acceptance
+from pass_ref.training.train import TrainConfig, evaluate_loss, train_lookahead
 
 MODELS = {"SmolLM2-135M-Instruct": None, "Qwen2.5-Coder-0.5B-Instruct": "qwen2.5-coder-0.5b-instruct"}
 

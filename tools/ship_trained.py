@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 import pass_ref
-from pass_ref.corpora import heldout_prompts
-from pass_ref.evaluation import compare_lookaheads, heldout_report
+from pass_ref.training.corpora import heldout_prompts
+from pass_ref.experiments.evaluation import compare_lookaheads, heldout_report
 from pass_ref.trained import TRAINED_DIR
 
 PROMPTS, NEW_TOKENS = 12, 64

@@ -24,12 +24,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from pass_ref import load_model  # noqa: E402
-from pass_ref.corpora import load_corpus, tokenize_windows  # noqa: E402
-from pass_ref.distill import self_distilled_windows  # noqa: E402
-from pass_ref.train import TrainConfig, train_lookahead  # noqa: E402
+from pass_ref import load_model
+from pass_ref.training.corpora import load_corpus, tokenize_windows
+from pass_ref.training.distill import self_distilled_windows
+from pass_ref.training.train import TrainConfig, train_lookahead
 
 BUDGETS = {"shipped (1024 windows, 150 steps)": (1024, 150), "reduced (384 windows, 100 steps)": (384, 100)}
 LIMIT_MIN = 30.0

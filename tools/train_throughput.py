@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 import pass_ref
-from pass_ref.train import lookahead_loss, sample_insertions
+from pass_ref.training.train import lookahead_loss, sample_insertions
 
 T, B, L, REPEATS = 128, 8, 4, 3
 METHODS = (("naive K=1", 1, "naive"), ("masked K=16", 16, "masked"), ("masked K=32", 32, "masked"))  # K=16: the shipped recipe

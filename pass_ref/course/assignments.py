@@ -5,7 +5,7 @@ on seeded random cases, prints one clear line (PASS / FAIL / NOT IMPLEMENTED) an
 returns a ``Grade``. It never raises: a crashing or unfinished answer is reported, the
 kernel keeps running.
 
-    from pass_ref.assignments import grade_residual
+    from pass_ref.course.assignments import grade_residual
     grade_residual(my_residual)      # prints e.g. "PASS  residual distribution: 60 random cases"
 """
 
@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 
 from . import theory
-from .verify import acceptance_probs, residual_distribution
+from ..verify import acceptance_probs, residual_distribution
 
 PASS, FAIL, NOT_IMPLEMENTED = "PASS", "FAIL", "NOT IMPLEMENTED"
 
@@ -203,12 +203,12 @@ def grade_broken_verifier(broken_verify: Callable, *, samples: int = 2000, verbo
     ``samples`` times (seeded); the chi-square test against the enumerated exact law
     must reject it (p < 1e-6). A verifier that is still exact is not a broken one.
     """
-    from .decoding import speculative_loop
-    from .drafters import LookaheadDrafter
+    from ..decoding import speculative_loop
+    from ..drafters import LookaheadDrafter
     from .exactness import chi_square_test, empirical_counts, exact_sequence_law, sample_sequences
-    from .lookahead import LookaheadEmbeddings
-    from .models import tiny_llama
-    from .sampling import SamplingConfig
+    from ..lookahead import LookaheadEmbeddings
+    from ..models import tiny_llama
+    from ..sampling import SamplingConfig
 
     def check() -> str:
         V, m, prompt = 4, 3, [1, 2]

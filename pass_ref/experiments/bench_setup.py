@@ -2,7 +2,7 @@
 
 ``benchmark(model, tokenizer, task=..., ...)`` picks the prompts, builds the look-ahead
 sets and the draft model, measures the latency curve t(n), runs every method
-interleaved (``pass_ref.bench``), and writes the table, the CSV/JSON and the figures.
+interleaved (``pass_ref.experiments.bench``), and writes the table, the CSV/JSON and the figures.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from .bench import BenchRunner, plan_runs, run_benchmark, summarize, write_results
-from .lookahead import LookaheadEmbeddings
+from ..lookahead import LookaheadEmbeddings
 
 TASKS = ("humaneval", "code", "text")
 
@@ -29,7 +29,7 @@ def task_prompts(tokenizer, task: str, n: int, *, prompt_len: int = 32, seed: in
 
         return [tokenizer(p, add_special_tokens=False).input_ids for p in humaneval_prompts(n)]
     if task in ("code", "text"):
-        from .corpora import heldout_prompts
+        from ..training.corpora import heldout_prompts
 
         return [p.tolist() for p in heldout_prompts(tokenizer, task, n, prompt_len, seed=seed)]
     raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
@@ -37,7 +37,7 @@ def task_prompts(tokenizer, task: str, n: int, *, prompt_len: int = 32, seed: in
 
 def trained_lookaheads(model, task: str, lengths: Sequence[int], source: str | Path | None = None) -> dict[int, LookaheadEmbeddings]:
     """Trained sets for each L: the shipped set of the task's domain, or ``source``'s first L vectors."""
-    from .trained import load_lookahead
+    from ..trained import load_lookahead
 
     if source is not None:
         full = LookaheadEmbeddings.from_pretrained(source, model=model)
@@ -82,7 +82,7 @@ def benchmark(
 ) -> BenchResult:
     """Run the benchmark; with ``out`` write summary.md/.csv, results.json, records.jsonl, figures."""
     from .latency import measure_forward_latency
-    from .models import truncated_draft_model
+    from ..models import truncated_draft_model
 
     start = time.perf_counter()
     specs = plan_runs(

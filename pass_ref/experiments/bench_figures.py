@@ -1,4 +1,4 @@
-"""Figures of a benchmark summary (``pass_ref.bench.summarize`` rows).
+"""Figures of a benchmark summary (``pass_ref.experiments.bench.summarize`` rows).
 
 - ``plot_vs_lookahead``: seconds per 100 tokens and speed-up against L (paper Table 1, right);
 - ``plot_vs_temperature``: speed-up over autoregressive against T for each method (Table 1, left);

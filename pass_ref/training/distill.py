@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
-from .sampling import SamplingConfig, logits_to_probs, sample
+from ..sampling import SamplingConfig, logits_to_probs, sample
 
 MODES = {
     "self-greedy": (SamplingConfig(0.0),),

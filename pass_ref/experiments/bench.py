@@ -31,9 +31,9 @@ from typing import Sequence
 
 import torch
 
-from .cache import input_device, synchronize
-from .decoding import autoregressive_generate, pass_generate, speculative_generate
-from .lookahead import LookaheadEmbeddings
+from ..cache import input_device, synchronize
+from ..decoding import autoregressive_generate, pass_generate, speculative_generate
+from ..lookahead import LookaheadEmbeddings
 
 METHODS = ("ar", "hf", "pass-unk", "pass", "speculative", "prompt-lookup")
 LABELS = {
@@ -272,7 +272,7 @@ def summarize(records: Sequence[dict], latency=None, draft_call_s: float | None 
     t_baseline(prompt) / t_method(prompt) (per 100 tokens), only over prompts where both
     ran. ``same_as_ar`` is the fraction of prompts whose greedy tokens equal our
     autoregressive loop's (None when sampling). With a ``latency`` curve
-    (``pass_ref.latency.LatencyCurve``) each PaSS / draft-model row also gets the speed-up
+    (``pass_ref.experiments.latency.LatencyCurve``) each PaSS / draft-model row also gets the speed-up
     the latency model predicts from its measured acceptance.
     """
     from .latency import predicted_pass_speedup, predicted_speculative_speedup

@@ -11,7 +11,7 @@ what every Python installation carries:
 Split rule (stable across machines and runs): a document is *held out* when the first
 8 hex digits of sha256 of its name (relative path for code, topic key for text) are
 divisible by 10, i.e. about 10 % of documents. The rest is *train*. HumanEval never
-enters either split (it is evaluation only; see ``pass_ref.data``).
+enters either split (it is evaluation only; see ``pass_ref.experiments.data``).
 
 The standard library differs slightly between Python versions; the metadata of every
 trained checkpoint records the Python version and the number of documents it saw.

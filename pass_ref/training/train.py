@@ -21,7 +21,7 @@ Options measured in the issue-5 ablation (README, "What makes drafts pay"):
   target position given the true prefix (read off the no-gradient real pass, so free)
   instead of the corpus token: acceptance is agreement with q;
 - ``data="self-greedy" | "self-sampled" | "self-mixed"``: train on the model's own
-  continuations of the training prompts (``pass_ref.distill``), generated inside the
+  continuations of the training prompts (``pass_ref.training.distill``), generated inside the
   budget;
 - ``deep=True``: per-layer look-ahead vectors (``LookaheadEmbeddings.make_deep``);
 - ``init="frequent"``: start from the count-weighted mean embedding of the corpus's most
@@ -42,7 +42,7 @@ import torch
 from transformers import DynamicCache
 
 from .corpora import tokenize_windows
-from .lookahead import LookaheadEmbeddings, check_num_lookahead
+from ..lookahead import LookaheadEmbeddings, check_num_lookahead
 
 
 def sample_insertions(
@@ -290,7 +290,7 @@ def train_lookahead(
     Args:
         model: the frozen causal LM.
         tokenizer: its tokenizer (unused when ``corpus`` is already a tensor).
-        corpus: a ``pass_ref.corpora.Corpus``, a list of strings (cut into windows of
+        corpus: a ``pass_ref.training.corpora.Corpus``, a list of strings (cut into windows of
             ``config.seq_len`` tokens by ``tokenize_windows``), or an (N, T) tensor of
             token ids, one training window per row (N >= 1, T >= L + 2).
         config: the recipe (default ``TrainConfig()``).

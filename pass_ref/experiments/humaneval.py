@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from .bench import rotated
-from .decoding import autoregressive_generate, pass_generate
-from .lookahead import LookaheadEmbeddings
+from ..decoding import autoregressive_generate, pass_generate
+from ..lookahead import LookaheadEmbeddings
 
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")  # Chen et al. (2021), §2.3
 METHODS = ("ar", "pass")

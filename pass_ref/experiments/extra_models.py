@@ -69,7 +69,7 @@ def extra_model_path(name: str, *, cache: Path | None = None) -> Path:
     ``ValueError`` when the assembled file's sha256 is not the pinned one (the file is
     then deleted).
     """
-    from .models import cache_dir
+    from ..models import cache_dir
 
     if name not in EXTRA_MODELS:
         raise ValueError(f"unknown extra model {name!r}; known: {sorted(EXTRA_MODELS)}")

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .sampling import SamplingConfig, logits_to_probs
+from ..sampling import SamplingConfig, logits_to_probs
 
 
 def exact_sequence_law(model, prompt: list[int], length: int, sampling: SamplingConfig) -> torch.Tensor:

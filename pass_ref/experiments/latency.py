@@ -3,7 +3,7 @@
 Decoding time is dominated by forward passes. With t(n) the latency of one forward pass
 over n new tokens on top of a KV cache of realistic length, every method's speed-up over
 autoregressive decoding (one token per t(1)) follows from its tokens per iteration and
-the calls an iteration makes (PAPER.md §2; ``pass_ref.theory``):
+the calls an iteration makes (PAPER.md §2; ``pass_ref.course.theory``):
 
     PaSS, L look-ahead tokens:      (2 + E[n]) / (2 t(L + 1))          against 1 / t(1)
     draft model, k drafts:          (1 + E[n]) / (t(k + 1) + k t_d(1))  against 1 / t(1)
@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 from transformers import DynamicCache
 
-from .cache import input_device, synchronize
+from ..cache import input_device, synchronize
 
 
 @dataclass

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .decoding import pass_generate
-from .lookahead import LookaheadEmbeddings
+from ..decoding import pass_generate
+from ..lookahead import LookaheadEmbeddings
 
 
 @dataclass
@@ -170,8 +170,8 @@ def heldout_report(model, tokenizer, lookahead: LookaheadEmbeddings, domain: str
     [LA]_i against the corpus) and greedy PaSS on ``prompts`` held-out 32-token prompts
     (acceptance per position and tokens per model call).
     """
-    from .corpora import heldout_prompts, load_corpus, tokenize_windows
-    from .train import evaluate_loss
+    from ..training.corpora import heldout_prompts, load_corpus, tokenize_windows
+    from ..training.train import evaluate_loss
 
     heldout = tokenize_windows(tokenizer, load_corpus(domain, "heldout"), seq_len, max_windows=windows)
     loss, accuracy = evaluate_loss(model, lookahead, heldout, seed=seed)

@@ -1,0 +1,161 @@
+"""One-call PaSS, prompt lookup and the hybrid: layout, equivalence with the paper's call,
+greedy equality, bookkeeping and bad input (tiny float64 models)."""
+
+import pytest
+import torch
+
+import pass_ref
+from pass_ref import (
+    FusedLookaheadDrafter,
+    LookaheadEmbeddings,
+    SamplingConfig,
+    autoregressive_generate,
+    group_attention_mask,
+    group_position_ids,
+    pass_generate,
+    prompt_lookup_generate,
+    speculative_loop,
+)
+from pass_ref.cache import CachedModel
+from pass_ref.drafters import DraftModelDrafter, find_continuation
+
+from test_decoding import PROMPTS, lookahead
+
+VARIANTS = {
+    "fused": dict(fused=True),
+    "fused-groups0": dict(fused=True, groups=[0]),
+    "fused-groups01": dict(fused=True, groups=(0, 1)),
+    "hybrid": dict(prompt_lookup=True),
+    "fused-hybrid": dict(fused=True, prompt_lookup=True, lookup_tokens=6),
+}
+
+
+def deep(model, L, seed=1):
+    """Random look-ahead vectors with random deep (per-layer) vectors."""
+    la = lookahead(model, L, seed).make_deep(model)
+    with torch.no_grad():
+        la.layer_weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(seed))
+    return la
+
+
+def test_mask_and_positions_by_hand():
+    """2 cached positions, pending y, drafts d1 d2, groups after a=0 and a=2, L=2."""
+    mask = group_attention_mask(2, 1, 2, [0, 2], 2, dtype=torch.float64)[0, 0] == 0  # (7, 9) allowed
+    #            c0 c1 y  d1 d2 G0.1 G0.2 G2.1 G2.2
+    expected = [[1, 1, 1, 0, 0, 0, 0, 0, 0],  # y
+                [1, 1, 1, 1, 0, 0, 0, 0, 0],  # d1
+                [1, 1, 1, 1, 1, 0, 0, 0, 0],  # d2
+                [1, 1, 1, 0, 0, 1, 0, 0, 0],  # G0 [LA]_1: prefix and y only
+                [1, 1, 1, 0, 0, 1, 1, 0, 0],  # G0 [LA]_2
+                [1, 1, 1, 1, 1, 0, 0, 1, 0],  # G2 [LA]_1: prefix, y, d1, d2
+                [1, 1, 1, 1, 1, 0, 0, 1, 1]]  # G2 [LA]_2
+    assert mask.tolist() == [[bool(v) for v in row] for row in expected]
+    assert group_position_ids(2, 1, 2, [0, 2], 2).tolist() == [2, 3, 4, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="group parent"):
+        group_attention_mask(2, 1, 2, [3], 2)
+
+
+@pytest.mark.parametrize("make", [lookahead, deep], ids=["plain", "deep"])
+def test_group_outputs_equal_a_separate_drafting_call(tiny_model, make):
+    """Rows of G_a == the paper's drafting call [.., d_a, LA_1..LA_L] made on its own."""
+    L, prompt, drafts = 3, [4, 9, 2, 7], [11, 3, 25]
+    la = make(tiny_model, L)
+    drafter = FusedLookaheadDrafter(tiny_model, la)
+    target = CachedModel(tiny_model)
+    target.forward(prompt[:-1])
+    with torch.inference_mode():
+        drafter.validation_call(target, prompt[-1:], drafts)
+        groups = dict(drafter._groups)
+        assert sorted(groups) == [0, 1, 2, 3]
+        for a, rows in groups.items():
+            fresh = CachedModel(tiny_model)
+            fresh.forward((prompt + drafts[:a])[:-1])
+            with la.applied(tiny_model, torch.arange(L)):
+                paper = fresh.forward((prompt + drafts[:a])[-1:], extra_embeds=la.drafting_inputs(tiny_model, L))[-L:]
+            # Eager attention takes its softmax in float32 even for a float64 model, and the two
+            # calls reduce over rows of different lengths: agreement is to float32 round-off.
+            assert (rows - paper).abs().max() < 1e-5, a
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("L", [1, 2, 4, 8])
+def test_greedy_variants_equal_autoregressive(tiny_model, variant, L):
+    """Greedy one-call PaSS, hybrid and both together give exactly the autoregressive tokens."""
+    kwargs = dict(VARIANTS[variant])
+    if "groups" in kwargs:
+        kwargs["groups"] = [a for a in kwargs["groups"] if a <= L]
+    for prompt in PROMPTS:
+        ar = autoregressive_generate(tiny_model, prompt, max_new_tokens=30)
+        for la in (lookahead(tiny_model, L), deep(tiny_model, L)):
+            out = pass_generate(tiny_model, la, prompt, max_new_tokens=30, **kwargs)
+            assert torch.equal(out.new_tokens, ar.new_tokens)
+
+
+@pytest.mark.parametrize("K", [1, 3, 8])
+def test_greedy_prompt_lookup_equals_autoregressive(tiny_model, K):
+    """Prompt lookup copies drafts from the context and still reproduces greedy decoding."""
+    hits = 0
+    for prompt in PROMPTS:
+        ar = autoregressive_generate(tiny_model, prompt, max_new_tokens=40)
+        out = prompt_lookup_generate(tiny_model, prompt, num_draft_tokens=K, max_new_tokens=40)
+        assert torch.equal(out.new_tokens, ar.new_tokens)
+        hits += sum(out.stats.accepted)
+    assert hits > 0  # some copied drafts were accepted
+
+
+def test_fused_makes_one_call_per_iteration(tiny_model):
+    """One target call per iteration; with an identity-like drafter tokens per call exceed 1."""
+    la = lookahead(tiny_model, 4)
+    out = pass_generate(tiny_model, la, PROMPTS[1], max_new_tokens=40, fused=True, trace=True)
+    two = pass_generate(tiny_model, la, PROMPTS[1], max_new_tokens=40, trace=True)
+    assert out.stats.model_calls == out.stats.iterations  # prefill included
+    assert two.stats.model_calls == 2 * two.stats.iterations
+    assert all(r.exact_token is None for r in out.trace)
+
+
+@pytest.mark.parametrize("variant", ["fused", "fused-groups0", "hybrid", "fused-hybrid"])
+@pytest.mark.parametrize("L", [1, 3, 6])
+def test_eos_and_budget_edges(tiny_model, variant, L):
+    """EOS or max_new_tokens inside a block truncates exactly like AR."""
+    la = lookahead(tiny_model, L)
+    for prompt in PROMPTS:
+        full = autoregressive_generate(tiny_model, prompt, max_new_tokens=25).new_tokens.tolist()
+        for eos in sorted(set(full)):
+            out = pass_generate(tiny_model, la, prompt, max_new_tokens=25, eos_token_id=eos, **VARIANTS[variant])
+            assert out.new_tokens.tolist() == full[: full.index(eos) + 1]
+        for budget in range(0, 10):
+            out = pass_generate(tiny_model, la, prompt, max_new_tokens=budget, **VARIANTS[variant])
+            assert out.new_tokens.tolist() == full[:budget]
+
+
+def test_find_continuation():
+    """Latest earlier match of the longest n-gram wins; a match needs a following token."""
+    seq = [1, 2, 3, 9, 1, 2, 3, 7, 5, 1, 2, 3]
+    assert find_continuation(seq, 2, 3) == [7, 5]  # latest occurrence of (1, 2, 3)
+    assert find_continuation(seq, 9, 3) == [7, 5, 1, 2, 3]
+    assert find_continuation([4, 5, 6, 4], 3, 3) == [5, 6, 4]  # falls back to the 1-gram (4)
+    assert find_continuation([1, 2, 3], 3, 3) == []
+    assert find_continuation([7], 3, 3) == []
+
+
+def test_bad_input_is_refused(tiny_model):
+    """Options that cannot work raise a clear error instead of giving a wrong answer."""
+    la = lookahead(tiny_model, 3)
+    draft = pass_ref.truncated_draft_model(tiny_model, 1)
+    with pytest.raises(TypeError, match="fused=True needs a drafter that can fuse"):
+        speculative_loop(tiny_model, [1, 2], DraftModelDrafter(draft), num_draft_tokens=2, max_new_tokens=5,
+                         sampling=SamplingConfig(), fused=True)
+    with pytest.raises(ValueError, match="max_ngram"):
+        prompt_lookup_generate(tiny_model, [1, 2], num_draft_tokens=2, max_new_tokens=5, max_ngram=0)
+    with pytest.raises(ValueError, match="num_draft_tokens"):
+        prompt_lookup_generate(tiny_model, [1, 2], num_draft_tokens=0, max_new_tokens=5)
+    with pytest.raises(TypeError, match="num_draft_tokens"):
+        prompt_lookup_generate(tiny_model, [1, 2], num_draft_tokens=2.0, max_new_tokens=5)
+    with pytest.raises(ValueError, match="only 3 look-ahead"):
+        pass_generate(tiny_model, la, [1, 2], max_new_tokens=5, num_lookahead=4, fused=True)
+    with pytest.raises(ValueError, match="0..L"):
+        pass_generate(tiny_model, la, [1, 2], max_new_tokens=5, fused=True, groups=[4])
+    with pytest.raises(ValueError, match="only apply to fused"):
+        pass_generate(tiny_model, la, [1, 2], max_new_tokens=5, groups=[0])
+    with pytest.raises(ValueError, match="lookup_tokens"):
+        pass_generate(tiny_model, la, [1, 2], max_new_tokens=5, prompt_lookup=True, lookup_tokens=0)
