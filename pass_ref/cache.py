@@ -5,7 +5,7 @@ keys/values the cache holds. Its verbs:
 
 - ``forward(tokens, extra_embeds=None)``: run the model on tokens that have no KV yet,
   optionally followed by extra input vectors (PaSS's look-ahead embeddings); the extra
-  positions' KV is cropped right after the call (PAPER.md §2, step 1), so the cache
+  positions' KV is cropped right after the call (Algorithm 1, step 1), so the cache
   only ever holds real tokens;
 - ``rollback(length)``: crop the cache back to its first ``length`` tokens (rejected
   drafts, Algorithm 1 step 3);
@@ -13,7 +13,7 @@ keys/values the cache holds. Its verbs:
   the tokens that still need a forward pass (used by a draft model's own cache).
 
 Invariant after every call: ``len(self.tokens) == self.cache.get_seq_length()``.
-Transformers 5 API (PAPER.md §6): the cache is passed as ``cache=``, positions follow
+Transformers 5 API: the cache is passed as ``cache=``, positions follow
 from the cache length, ``crop(-k)`` removes the last k positions.
 
 Shapes: ``T`` new tokens, ``M`` extra vectors, ``D`` hidden size, ``V`` vocabulary.
@@ -55,6 +55,7 @@ class CachedModel:
         self.max_positions = context_length(model)
         self.calls = 0  # forward passes made
         self.forward_time_s = 0.0  # seconds spent inside forward passes (exact on CPU)
+        self.call_sizes: list[int] = []  # inputs (tokens + extra vectors) of each call
 
     @property
     def length(self) -> int:
@@ -67,6 +68,7 @@ class CachedModel:
         *,
         position_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        keep: int | None = None,
     ) -> torch.Tensor:
         """Logits for ``tokens`` (then ``extra_embeds``), appending the tokens' KV.
 
@@ -77,8 +79,10 @@ class CachedModel:
             position_ids, attention_mask: optional (1, T + M) positions and additive
                 (1, 1, T + M, P + T + M) mask (one-call PaSS, ``pass_ref.fused``); by
                 default positions continue the cache and attention is causal.
+            keep: compute logits for the last ``keep`` inputs only (the LM head is a large
+                share of a call over a long prompt); None keeps all.
         Returns:
-            (T + M, V) logits; row i predicts the token after input position i.
+            (T + M, V) logits, or (keep, V); row i predicts the token after its input.
         """
         tokens = list(tokens)
         M = 0 if extra_embeds is None else extra_embeds.shape[0]
@@ -95,6 +99,10 @@ class CachedModel:
         if (position_ids is None) != (attention_mask is None):
             raise ValueError("give position_ids and attention_mask together (a custom layout needs both)")
         layout = {} if position_ids is None else {"position_ids": position_ids, "attention_mask": attention_mask}
+        if keep is not None:
+            if not 1 <= keep <= T + M:
+                raise ValueError(f"keep must be in 1..{T + M}, got {keep}")
+            layout["logits_to_keep"] = keep
         if extra_embeds is None:
             out = self.model(input_ids=ids, cache=self.cache, use_cache=True, **layout)
         else:
@@ -103,11 +111,12 @@ class CachedModel:
             out = self.model(inputs_embeds=torch.cat([embeds, extra], dim=1), cache=self.cache, use_cache=True, **layout)
         self.forward_time_s += time.perf_counter() - start
         self.calls += 1
+        self.call_sizes.append(T + M)
         self.tokens.extend(tokens)
         if M:
             self.cache.crop(-M)  # look-ahead KV is never kept
         self._check()
-        return out.logits[0]  # (T + M, V)
+        return out.logits[0]  # (T + M or keep, V)
 
     def rollback(self, length: int) -> None:
         """Keep only the first ``length`` cached tokens."""

@@ -1,4 +1,4 @@
-"""Command line: ``python -m pass_ref {generate, demo, overhead, train, bench, humaneval}``.
+"""Command line: ``python -m pass_ref {generate, demo, overhead, train, bench, humaneval, doctor}``.
 
     python -m pass_ref generate "def add(a, b):" --method pass --lookahead 4
     python -m pass_ref demo            # what `make demo` runs
@@ -6,6 +6,7 @@
     python -m pass_ref train --domain code --lookahead 4 --steps 150 --out runs/code-L4
     python -m pass_ref bench --task humaneval --prompts 10 --out runs/bench
     python -m pass_ref humaneval --pass1-problems 164 --pass10-problems 20 --out runs/table2
+    python -m pass_ref doctor          # will PaSS pay on this machine? (t(n), predictions, advice)
 """
 
 from __future__ import annotations
@@ -217,13 +218,15 @@ def cmd_bench(args) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda but torch sees no CUDA device")
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
-    trained = trained_lookaheads(model, args.task, args.lookahead, args.trained) if "pass" in args.methods else None
+    wants_trained = {"pass", "pass-fused", "hybrid"} & set(args.methods)
+    trained = trained_lookaheads(model, args.task, args.lookahead, args.trained) if wants_trained else None
     command = "python -m pass_ref " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
     result = benchmark(
         model, tokenizer, task=args.task, prompts=args.prompts, max_new_tokens=args.max_new_tokens,
         lookaheads=args.lookahead, unk_lookaheads=args.unk_lookahead, temperatures=args.temperature,
         top_k=args.top_k, methods=args.methods, num_draft_tokens=args.num_draft_tokens,
-        draft_layers=args.draft_layers, prompt_lookup_tokens=args.prompt_lookup_tokens, trained=trained,
+        draft_layers=args.draft_layers, prompt_lookup_tokens=args.prompt_lookup_tokens, groups=args.groups,
+        hybrid_groups=args.hybrid_groups, trained=trained,
         latency=not args.no_latency, out=args.out, command=command, seed=args.seed,
     )
     print(format_markdown(result.rows))
@@ -262,6 +265,32 @@ def cmd_humaneval(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    """t(n) per dtype, every method's call sizes, predicted speed-ups and a recommendation."""
+    from .experiments.doctor import run_doctor, save_report
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda but torch sees no CUDA device")
+    report = run_doctor(args.model, lookahead_dir=args.lookahead, device=args.device, L=args.num_lookahead,
+                        prompts=args.prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats)
+    print(report.format())
+    if args.out:
+        save_report(report, args.out)
+        print(f"written to {args.out}")
+    return 0
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (sizes of a run)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pass_ref", description="PaSS: parallel speculative sampling")
     parser.add_argument("--model", default=None, help="model id, directory or .gguf (default: SmolLM2-135M-Instruct)")
@@ -272,14 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--method", choices=["pass", "ar", "spec"], default="pass")
     gen.add_argument("--lookahead", default="4", help="L (untrained [UNK] vectors) or a saved directory")
     gen.add_argument("--temperature", type=float, default=0.0)
-    gen.add_argument("--top-k", type=int, default=None)
+    gen.add_argument("--top-k", type=positive_int, default=None)
     gen.add_argument("--top-p", type=float, default=None)
     gen.add_argument("--max-new-tokens", type=int, default=64)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     gen.add_argument("--device", default="cpu")
-    gen.add_argument("--num-draft-tokens", type=int, default=4, help="drafts per iteration for --method spec")
-    gen.add_argument("--draft-layers", type=int, default=8, help="layers kept in the self-speculative draft model")
+    gen.add_argument("--num-draft-tokens", type=positive_int, default=4, help="drafts per iteration for --method spec")
+    gen.add_argument("--draft-layers", type=positive_int, default=8, help="layers kept in the self-speculative draft model")
     gen.add_argument("--ignore-eos", action="store_true", help="always generate --max-new-tokens tokens")
     gen.set_defaults(func=cmd_generate)
 
@@ -289,35 +318,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     over = sub.add_parser("overhead", help="Python overhead of the decoding loops vs model forward time")
-    over.add_argument("--prompts", type=int, default=5)
-    over.add_argument("--max-new-tokens", type=int, default=64)
-    over.add_argument("--lookahead", type=int, default=4)
+    over.add_argument("--prompts", type=positive_int, default=5)
+    over.add_argument("--max-new-tokens", type=positive_int, default=64)
+    over.add_argument("--lookahead", type=positive_int, default=4)
     over.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     over.set_defaults(func=cmd_overhead)
 
     tr = sub.add_parser("train", help="train look-ahead embeddings on the offline code or text corpus")
     tr.add_argument("--domain", choices=["code", "text"], required=True)
-    tr.add_argument("--lookahead", type=int, required=True, help="L, the number of look-ahead embeddings")
-    tr.add_argument("--steps", type=int, default=150)
+    tr.add_argument("--lookahead", type=positive_int, required=True, help="L, the number of look-ahead embeddings")
+    tr.add_argument("--steps", type=positive_int, default=150)
     tr.add_argument("--out", required=True, help="output directory (refused if it exists, unless --overwrite)")
     tr.add_argument("--overwrite", action="store_true")
-    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--batch-size", type=positive_int, default=8)
     tr.add_argument("--lr", type=float, default=0.01)
     tr.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 20%% of --steps, as in the paper)")
-    tr.add_argument("--seq-len", type=int, default=128)
-    tr.add_argument("--blocks", type=int, default=16, help="insertion blocks per sequence sharing one masked pass")
+    tr.add_argument("--seq-len", type=positive_int, default=128)
+    tr.add_argument("--blocks", type=positive_int, default=16, help="insertion blocks per sequence sharing one masked pass")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--init", choices=["mean", "unk", "frequent"], default=TrainConfig.init, help="start: mean token embedding, UNK (paper), or frequent tokens")
     tr.add_argument("--targets", choices=["data", "soft"], default=TrainConfig.targets, help="corpus tokens (paper) or the model's own distribution")
     tr.add_argument("--data", choices=["corpus", "self-greedy", "self-sampled", "self-mixed"], default=TrainConfig.data, help="corpus text (paper) or the model's own continuations")
     tr.add_argument("--distill-windows", type=int, default=TrainConfig.distill_windows, help="windows the model continues for --data self-*")
     tr.add_argument("--deep", action=argparse.BooleanOptionalAction, default=TrainConfig.deep, help="per-layer look-ahead vectors")
-    tr.add_argument("--checkpoint-every", type=int, default=25)
+    tr.add_argument("--checkpoint-every", type=positive_int, default=25)
     tr.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     tr.add_argument("--device", default="cpu")
-    tr.add_argument("--eval-windows", type=int, default=64, help="held-out windows for the held-out loss")
-    tr.add_argument("--eval-prompts", type=int, default=8, help="held-out 32-token prompts for greedy acceptance")
-    tr.add_argument("--eval-tokens", type=int, default=64, help="tokens generated per held-out prompt")
+    tr.add_argument("--eval-windows", type=positive_int, default=64, help="held-out windows for the held-out loss")
+    tr.add_argument("--eval-prompts", type=positive_int, default=8, help="held-out 32-token prompts for greedy acceptance")
+    tr.add_argument("--eval-tokens", type=positive_int, default=64, help="tokens generated per held-out prompt")
     tr.set_defaults(func=cmd_train)
 
     from .experiments.bench import METHODS
@@ -325,17 +354,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="time every method on the same prompts (paper Tables 1-2)")
     be.add_argument("--task", choices=TASKS, default="humaneval", help="HumanEval prompts or 32-token held-out code/text")
-    be.add_argument("--prompts", type=int, default=None, help="number of prompts (default 20; --quick 3)")
-    be.add_argument("--max-new-tokens", type=int, default=None, help="tokens per generation (default 256; --quick 96)")
-    be.add_argument("--lookahead", type=lambda t: _number_list(t, int), default=[4], help="L values for trained PaSS, e.g. 2,4,6,8")
-    be.add_argument("--unk-lookahead", type=lambda t: _number_list(t, int), default=None, help="L values for [UNK] PaSS (default: --lookahead)")
+    be.add_argument("--prompts", type=positive_int, default=None, help="number of prompts (default 20; --quick 3)")
+    be.add_argument("--max-new-tokens", type=positive_int, default=None, help="tokens per generation (default 256; --quick 96)")
+    be.add_argument("--lookahead", type=lambda t: _number_list(t, positive_int), default=[4], help="L values for trained PaSS, e.g. 2,4,6,8")
+    be.add_argument("--unk-lookahead", type=lambda t: _number_list(t, positive_int), default=None, help="L values for [UNK] PaSS (default: --lookahead)")
     be.add_argument("--temperature", type=_number_list, default=[0.0], help="temperatures, e.g. 0,0.2,0.5,0.8 (0 = greedy)")
-    be.add_argument("--top-k", type=int, default=10)
+    be.add_argument("--top-k", type=positive_int, default=10)
     be.add_argument("--methods", type=lambda t: [m.strip() for m in t.split(",")], default=list(METHODS), help=",".join(METHODS))
     be.add_argument("--trained", default=None, help="directory of trained look-ahead embeddings (default: the shipped set)")
-    be.add_argument("--num-draft-tokens", type=int, default=4, help="drafts per iteration of the draft-model baseline")
-    be.add_argument("--draft-layers", type=int, default=8, help="layers of the self-speculative draft model")
-    be.add_argument("--prompt-lookup-tokens", type=int, default=10)
+    be.add_argument("--num-draft-tokens", type=positive_int, default=4, help="drafts per iteration of the draft-model baseline")
+    be.add_argument("--draft-layers", type=positive_int, default=8, help="layers of the self-speculative draft model")
+    be.add_argument("--prompt-lookup-tokens", type=positive_int, default=10, help="drafts per lookup (HF prompt lookup, ours, the hybrid)")
+    be.add_argument("--groups", type=lambda t: None if t == "all" else _number_list(t, int), default=[0, 1],
+                    help="one-call PaSS: accepted counts that get a look-ahead group, e.g. 0,1 or all")
+    be.add_argument("--hybrid-groups", type=lambda t: None if t == "all" else _number_list(t, int), default=[0],
+                    help="the same for the hybrid (one-call PaSS + prompt lookup)")
     be.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     be.add_argument("--device", default="cpu")
     be.add_argument("--out", default=None, help="directory for summary.md/.csv, results.json, records.jsonl and figures")
@@ -349,15 +382,25 @@ def build_parser() -> argparse.ArgumentParser:
     he.add_argument("--pass1-problems", type=int, default=164, help="problems for pass@1 at T = 0.1, 1 sample each (0 = skip)")
     he.add_argument("--pass10-problems", type=int, default=20, help="problems for pass@10 at T = 0.8, 10 samples each (0 = skip)")
     he.add_argument("--lookahead", default=None, help="trained look-ahead directory (default: the shipped code set)")
-    he.add_argument("--num-lookahead", type=int, default=4, help="L: use the first L vectors")
-    he.add_argument("--max-new-tokens", type=int, default=256)
-    he.add_argument("--top-k", type=int, default=None)
+    he.add_argument("--num-lookahead", type=positive_int, default=4, help="L: use the first L vectors")
+    he.add_argument("--max-new-tokens", type=positive_int, default=256)
+    he.add_argument("--top-k", type=positive_int, default=None)
     he.add_argument("--timeout", type=float, default=5.0, help="seconds each program may run in the harness's subprocess")
     he.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     he.add_argument("--device", default="cpu")
     he.add_argument("--seed", type=int, default=0)
     he.add_argument("--out", required=True, help="directory for completions.jsonl, table2.json, table2.md")
     he.set_defaults(func=cmd_humaneval)
+
+    doc = sub.add_parser("doctor", help="will PaSS pay on this machine? t(n), predicted speed-ups, a recommendation (~2 min)")
+    doc.add_argument("--lookahead", default=None, help="trained look-ahead directory (default: the shipped code set)")
+    doc.add_argument("--num-lookahead", type=positive_int, default=4, help="L")
+    doc.add_argument("--prompts", type=positive_int, default=2, help="HumanEval prompts decoded to record call sizes")
+    doc.add_argument("--max-new-tokens", type=positive_int, default=64)
+    doc.add_argument("--repeats", type=positive_int, default=3, help="timings per n (medians)")
+    doc.add_argument("--device", default="cpu")
+    doc.add_argument("--out", default=None, help="write the report as JSON")
+    doc.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -7,7 +7,7 @@
     prompt_lookup_generate   = the loop with a PromptLookupDrafter (Saxena 2023)
     speculative_generate     = the loop with a DraftModelDrafter (Leviathan/Chen et al.)
 
-One iteration (PAPER.md §2; step numbers follow the paper's Algorithm 1):
+One iteration (``docs/paper.md``; step numbers follow the paper's Algorithm 1):
   1. drafting: the drafter proposes K drafts with their processed probabilities p_t.
      PaSS's drafting call is a target call that also yields x_{n+1} ~ q, which is
      committed at once (it is exact, not a draft);
@@ -201,10 +201,10 @@ def speculative_loop(
             # drafter appends its look-ahead groups: the next iteration's drafting call.
             pending = seq.tokens[target.length :]
             if is_fused:
-                logits = drafter.validation_call(target, pending, draft_ids)  # (T, V)
+                logits = drafter.validation_call(target, pending, draft_ids)  # (K+1, V)
             else:
-                logits = target.forward(pending + draft_ids)  # (T, V)
-            q = logits_to_probs(logits[-(K + 1) :], sampling)  # (K+1, V)
+                logits = target.forward(pending + draft_ids, keep=K + 1)  # (K+1, V)
+            q = logits_to_probs(logits, sampling)  # (K+1, V)
             draft_probs = draft.probs.to(q.dtype) if draft is not None else q.new_empty(0, q.shape[-1])  # (K, V)
             draft_tokens = draft.tokens if draft is not None else torch.empty(0, dtype=torch.long, device=q.device)
             if draft_probs.shape[-1] != q.shape[-1]:
@@ -238,6 +238,7 @@ def speculative_loop(
     device = target.device
     synchronize(device)
     stats.model_calls = target.calls
+    stats.call_sizes = list(target.call_sizes)
     stats.draft_model_calls = drafter.model_calls if drafter else 0
     stats.new_tokens = seq.num_new
     stats.wall_time_s = time.perf_counter() - start
@@ -329,7 +330,9 @@ def pass_generate(
     Beyond the paper (each exact, see ``docs/architecture.md``):
         fused: one call per iteration, the next drafting call riding along with the
             validation call as look-ahead groups (``pass_ref.fused``); 1 to L + 1 tokens a call.
-        groups: with ``fused``, the numbers of accepted drafts that get a group (None: all).
+        groups: with ``fused``, the numbers of accepted drafts that get a group (None: every
+            a <= L). Fewer groups make cheaper calls: (0, 1) covers most iterations of the
+            shipped sets, (0,) suits the hybrid.
         prompt_lookup: draft by copying from the context when the last n-gram (up to
             ``max_ngram`` tokens) occurred before, up to ``lookup_tokens`` drafts (default
             max(L, 4)); by look-ahead embeddings otherwise.

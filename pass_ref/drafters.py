@@ -86,12 +86,45 @@ class LookaheadDrafter:
         # 1. One forward pass over [pending..., LA_1..LA_k]; the LA positions' KV is
         #    cropped inside CachedModel.forward right after the call.
         #    Deep look-ahead vectors (if any) are added inside the layers at the k LA positions.
-        with self.lookahead.applied(target.model, torch.arange(k)):
-            logits = target.forward(pending, extra_embeds=self.vectors[:k])[-(k + 1) :]  # (k+1, V)
+        logits = drafting_call(target, self.lookahead, self.vectors[:k], pending)  # (k+1, V)
         # 2. Row 0 is q(. | x_1..x_n): the exact next token. Rows 1..k are p_LA,1..p_LA,k.
         probs = logits_to_probs(logits, sampling)  # (k+1, V)
         tokens = sample(probs, generator)  # (k+1,)
         return Draft(tokens=tokens[1:], probs=probs[1:], exact=tokens[0])
+
+
+def drafting_call(target: CachedModel, lookahead: LookaheadEmbeddings, vectors: torch.Tensor, pending: Sequence[int]) -> torch.Tensor:
+    """Algorithm 1, step 1: one target call on ``pending`` followed by [LA]_1..[LA]_k.
+
+    Args:
+        target: the model with its cache (the cache holds everything before ``pending``).
+        lookahead: the set (its deep vectors, if any, are added inside the layers).
+        vectors: (k, D) the first k look-ahead inputs (``lookahead.drafting_inputs``).
+        pending: real tokens without KV yet (>= 1).
+    Returns:
+        (k + 1, V) logits: row 0 is q(. | x_1..x_n), rows 1..k are p_LA,1..p_LA,k. The
+        look-ahead positions' KV is cropped inside the call.
+    """
+    k = vectors.shape[0]
+    with lookahead.applied(target.model, torch.arange(k)):
+        return target.forward(pending, extra_embeds=vectors, keep=k + 1)  # (k+1, V)
+
+
+def lookahead_logits(model, lookahead: LookaheadEmbeddings, input_ids, num_lookahead: int | None = None) -> torch.Tensor:
+    """The (L + 1, V) logits of one PaSS drafting call after ``input_ids`` (row 0 = q, rows 1..L = p_LA).
+
+    The one way to look at what a look-ahead set drafts: ``LookaheadDrafter``, the
+    evaluation, the training's held-out metrics and the notebooks all go through
+    ``drafting_call``, so deep look-ahead hooks cannot be skipped.
+    """
+    from .decoding import prompt_to_list
+
+    lookahead.check_compatible(model)
+    L = lookahead.num_lookahead if num_lookahead is None else num_lookahead
+    ids = prompt_to_list(input_ids, model)
+    target = CachedModel(model)
+    with torch.inference_mode():
+        return drafting_call(target, lookahead, lookahead.drafting_inputs(model, L), ids)
 
 
 class DraftModelDrafter:
@@ -110,7 +143,7 @@ class DraftModelDrafter:
         feed = self.cached.sync(sequence)  # reuse the draft cache up to the common prefix
         tokens, probs = [], []
         for _ in range(k):
-            p = logits_to_probs(self.cached.forward(feed)[-1], sampling)  # (V,)
+            p = logits_to_probs(self.cached.forward(feed, keep=1)[-1], sampling)  # (V,)
             x = sample(p, generator)
             tokens.append(x)
             probs.append(p)
@@ -130,18 +163,27 @@ def check_lookup_args(num_draft_tokens, max_ngram, name: str = "num_draft_tokens
 
 
 def find_continuation(sequence: Sequence[int], k: int, max_ngram: int) -> list[int]:
-    """Up to k tokens that followed the latest earlier occurrence of the last n-gram.
+    """Up to k tokens that followed an earlier occurrence of the sequence's last n-gram.
 
-    Tries n = max_ngram .. 1 and returns the first hit (a longer n-gram is better
-    evidence); an occurrence counts only if at least one token follows it.
+    Tries n = max_ngram .. 1 and stops at the first n that occurs earlier (a longer
+    n-gram is better evidence). Among its occurrences it takes the latest one that is
+    followed by k tokens, else the one followed by the most: on HumanEval completions
+    this drafts more accepted tokens per call than the latest or the earliest occurrence.
     """
     length = len(sequence)
     for n in range(min(max_ngram, length - 1), 0, -1):
         tail = list(sequence[length - n :])
         first = tail[0]
+        best: list[int] = []
         for start in range(length - n - 1, -1, -1):  # latest first; start + n < length
             if sequence[start] == first and list(sequence[start : start + n]) == tail:
-                return list(sequence[start + n : start + n + k])
+                follow = list(sequence[start + n : start + n + k])
+                if len(follow) > len(best):
+                    best = follow
+                if len(best) == k:
+                    break
+        if best:
+            return best
     return []
 
 
@@ -173,21 +215,32 @@ class PromptLookupDrafter:
 class HybridDrafter:
     """Prompt lookup when the last n-gram occurred before, ``fallback`` otherwise.
 
-    With a fused fallback the look-ahead groups ride along in every call (also when the
-    drafts were copied), so look-ahead drafts are ready whenever lookup finds nothing.
+    With a fused fallback, the look-ahead groups ride along in every call
+    (``ride_along="always"``, the default: look-ahead drafts are then ready whenever the
+    next lookup finds nothing) or only in calls whose drafts were not copied (``"miss"``:
+    cheaper calls, but a miss right after a hit has no drafts). On HumanEval prompts
+    "always" made more tokens per call (``docs/RESULTS.md``).
     """
 
-    def __init__(self, lookup: PromptLookupDrafter, fallback, lookup_tokens: int) -> None:
+    def __init__(self, lookup: PromptLookupDrafter, fallback, lookup_tokens: int, ride_along: str = "always") -> None:
         check_lookup_args(lookup_tokens, lookup.max_ngram, "lookup_tokens")
+        if ride_along not in ("miss", "always"):
+            raise ValueError(f"ride_along must be 'miss' or 'always', got {ride_along!r}")
         self.lookup = lookup
         self.fallback = fallback
         self.lookup_tokens = lookup_tokens
+        self.ride_along = ride_along
         self.yields_exact_token = fallback.yields_exact_token
         self.fused = getattr(fallback, "fused", False)
         self.L = fallback.L
+        self.copied = False  # did this iteration's drafts come from lookup?
         if self.fused:
-            self.validation_call = fallback.validation_call
             self.accepted = fallback.accepted
+
+    def validation_call(self, target, pending, draft_ids):
+        """The fused fallback's call, with groups unless these drafts were copied (``ride_along``)."""
+        with_groups = self.ride_along == "always" or not self.copied
+        return self.fallback.validation_call(target, pending, draft_ids, with_groups=with_groups)
 
     @property
     def model_calls(self) -> int:
@@ -195,6 +248,7 @@ class HybridDrafter:
 
     def draft(self, target, sequence, k, sampling, generator) -> Draft:
         copied = self.lookup.draft(target, sequence, min(k, self.lookup_tokens), sampling, generator)
-        if copied.tokens.shape[0] > 0:
+        self.copied = copied.tokens.shape[0] > 0
+        if self.copied:
             return copied
         return self.fallback.draft(target, sequence, k, sampling, generator)

@@ -100,7 +100,7 @@ class FusedLookaheadDrafter:
     """PaSS in one call per iteration: drafts come from the previous call's group G_n.
 
     ``groups``: the candidate numbers of accepted drafts that get a group (None: every
-    a = 0..K). Fewer groups make each call cheaper; a missing a only costs drafts.
+    a = 0..min(K, L)). Fewer groups make each call cheaper; a missing a only costs drafts.
     """
 
     yields_exact_token = False  # the exact token is the verification's residual/bonus sample
@@ -125,8 +125,10 @@ class FusedLookaheadDrafter:
         return 0  # every call is a target call, counted by the target's cache
 
     def parents(self, num_drafts: int) -> list[int]:
-        """Which a in 0..K get a group in a call with K drafts."""
-        return [a for a in range(num_drafts + 1) if self.groups is None or a in self.groups]
+        """Which a in 0..K get a group in a call with K drafts (None: every a <= L)."""
+        if self.groups is None:
+            return list(range(min(num_drafts, self.L) + 1))
+        return [a for a in self.groups if a <= num_drafts]
 
     def draft(self, target: CachedModel, sequence, k: int, sampling: SamplingConfig, generator) -> Draft:
         """Up to k drafts sampled from the look-ahead rows the last call left for this sequence."""
@@ -136,13 +138,17 @@ class FusedLookaheadDrafter:
         self._pending = None
         return Draft(tokens=sample(probs, generator), probs=probs)
 
-    def validation_call(self, target: CachedModel, pending: list[int], draft_ids: list[int]) -> torch.Tensor:
-        """One call on ``pending + drafts + groups``; returns the (T, V) real rows.
+    def validation_call(self, target: CachedModel, pending: list[int], draft_ids: list[int], *, with_groups: bool = True) -> torch.Tensor:
+        """One call on ``pending + drafts + groups``; returns the (K+1, V) rows q_1..q_{K+1}.
 
         The group rows are kept until ``accepted(n, length)`` says which one is needed.
+        ``with_groups=False`` makes a plain validation call (the hybrid's lookup iterations).
         """
-        T, K, L = len(pending) + len(draft_ids), len(draft_ids), self.L
-        parents = self.parents(K)
+        K, L = len(draft_ids), self.L
+        parents = self.parents(K) if with_groups else []
+        if not parents:
+            self._groups = {}
+            return target.forward(pending + draft_ids, keep=K + 1)  # (K+1, V)
         past = target.length
         dtype = self.vectors.dtype
         positions = group_position_ids(past, len(pending), K, parents, L).to(target.device)[None]  # (1, Q)
@@ -150,9 +156,11 @@ class FusedLookaheadDrafter:
         extra = self.vectors.repeat(len(parents), 1)  # (G L, D)
         slots = torch.arange(L).repeat(len(parents))  # which [LA]_i sits at each group row
         with self.lookahead.applied(target.model, slots):
-            logits = target.forward(pending + draft_ids, extra_embeds=extra, position_ids=positions, attention_mask=mask)
-        self._groups = dict(zip(parents, logits[T:].view(len(parents), L, -1)))  # a -> (L, V)
-        return logits[:T]  # (T, V)
+            logits = target.forward(
+                pending + draft_ids, extra_embeds=extra, position_ids=positions, attention_mask=mask, keep=K + 1 + len(parents) * L
+            )  # (K+1 + G L, V)
+        self._groups = dict(zip(parents, logits[K + 1 :].view(len(parents), L, -1)))  # a -> (L, V)
+        return logits[: K + 1]  # (K+1, V)
 
     def accepted(self, n: int, new_length: int) -> None:
         """Verification kept n drafts and the sequence now has ``new_length`` tokens."""

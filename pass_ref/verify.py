@@ -3,7 +3,7 @@
 This module is the only place that decides whether a draft token is kept, for every
 method in ``pass_ref`` (PaSS, the [UNK] baseline, a draft model), greedy or sampled.
 
-Notation (PAPER.md §2, the paper's Algorithm 1): **q is the target model**, p is the
+Notation (``docs/paper.md``, the paper's Algorithm 1): **q is the target model**, p is the
 draft distribution (for PaSS, the look-ahead distribution p_LA,t). For draft positions
 t = 1..K (0-based ``t = 0..K-1`` in code):
 

@@ -1,4 +1,4 @@
-"""Issue-5 training options on tiny models: soft targets, self-distilled data, deep look-ahead,
+"""The extended recipe's training options on tiny models: soft targets, self-distilled data, deep look-ahead,
 frequent-token init. Exactness with every option: real-token logits bit-identical, greedy
 equality, the exact sampling law."""
 

@@ -21,8 +21,10 @@ def test_measure_acceptance_aggregates_stats(tiny_model):
         drafted = sum(o.stats.drafted[i] for o in outs)
         accepted = sum(o.stats.accepted[i] for o in outs)
         assert math.isclose(result.acceptance[i], accepted / drafted)
-    # acceptance of x̃_{i+1} needs x̃_i accepted: the rates cannot rise with i
-    assert all(a >= b for a, b in zip(result.acceptance, result.acceptance[1:]))
+    # a block that accepted x̃_{i+1} also accepted x̃_i: the *counts* cannot rise with i (the
+    # rates can, when blocks cut short near max_new_tokens leave later positions undrafted)
+    for o in outs:
+        assert all(a >= b for a, b in zip(o.stats.accepted, o.stats.accepted[1:]))
 
 
 def test_compare_and_table(tiny_model):

@@ -129,10 +129,11 @@ def test_eos_and_budget_edges(tiny_model, variant, L):
 
 
 def test_find_continuation():
-    """Latest earlier match of the longest n-gram wins; a match needs a following token."""
+    """Longest n-gram first; the latest occurrence with k following tokens, else the longest follow-up."""
     seq = [1, 2, 3, 9, 1, 2, 3, 7, 5, 1, 2, 3]
     assert find_continuation(seq, 2, 3) == [7, 5]  # latest occurrence of (1, 2, 3)
-    assert find_continuation(seq, 9, 3) == [7, 5, 1, 2, 3]
+    assert find_continuation(seq, 9, 3) == [9, 1, 2, 3, 7, 5, 1, 2, 3]  # the earlier one is followed by more
+    assert find_continuation([5, 5, 5, 5], 3, 2) == [5, 5]  # (5, 5) at 0 is followed by two tokens, at 1 by one
     assert find_continuation([4, 5, 6, 4], 3, 3) == [5, 6, 4]  # falls back to the 1-gram (4)
     assert find_continuation([1, 2, 3], 3, 3) == []
     assert find_continuation([7], 3, 3) == []

@@ -4,6 +4,10 @@ import pytest
 
 from pass_ref.experiments.latency import (
     LatencyCurve,
+    accepted_count_law,
+    break_even,
+    predicted_fused_speedup,
+    predicted_speedup_from_calls,
     measure_forward_latency,
     predicted_pass_speedup,
     predicted_prompt_lookup_speedup,
@@ -42,3 +46,43 @@ def test_formulas_agree_with_theory():
     assert predicted_pass_speedup(c, [0, 0, 0, 0]) == pytest.approx(1 / 1.13)  # nothing accepted: 2 tokens per 2 calls
     assert predicted_speculative_speedup(c, [1.0, 1.0], draft_call_s=0.0) == pytest.approx(3 / 1.1)
     assert predicted_prompt_lookup_speedup(c, 1.5, 4) == pytest.approx(1.5 / 1.13)
+
+
+def test_interpolation_and_call_accounting():
+    """t at unmeasured n interpolates; a run's prediction is tokens x t(1) / sum of t(call sizes)."""
+    c = LatencyCurve(new_tokens=[1, 3, 5], seconds=[1.0, 2.0, 4.0], context=8, repeats=1, device="cpu", dtype="f", model="x")
+    assert c.at(2) == pytest.approx(1.5) and c.at(4) == pytest.approx(3.0) and c.at(7) == pytest.approx(6.0)
+    assert predicted_speedup_from_calls(c, [100, 1, 1, 1], 4) == pytest.approx(1.0)  # autoregressive: prefill counts as 1
+    assert predicted_speedup_from_calls(c, [100, 5, 3], 6) == pytest.approx(6 / (1 + 4 + 2))
+    with pytest.raises(ValueError):
+        predicted_speedup_from_calls(c, [], 3)
+
+
+def test_fused_prediction_matches_a_simulation():
+    """The two-state closed form equals a Monte Carlo run of the one-call loop's call sizes."""
+    import random
+
+    c = curve([1.0 + 0.02 * n for n in range(40)])
+    acc = [0.4, 0.15, 0.05, 0.01]
+    law = accepted_count_law(acc)
+    assert sum(law) == pytest.approx(1.0) and law[0] == pytest.approx(0.6)
+    for groups in (None, (0, 1), (0,), (1, 2)):
+        A = list(range(5)) if groups is None else list(groups)
+        rng = random.Random(0)
+        tokens, seconds, drafts = 0, 0.0, 0 in A
+        for _ in range(200_000):
+            if drafts:
+                n = rng.choices(range(5), law)[0]
+                tokens, seconds, drafts = tokens + 1 + n, seconds + c.at(1 + 4 + len(A) * 4), n in A
+            else:
+                tokens, seconds, drafts = tokens + 1, seconds + c.at(1 + (4 if 0 in A else 0)), 0 in A
+        assert predicted_fused_speedup(c, acc, groups) == pytest.approx(tokens * c.t(1) / seconds, rel=0.01), groups
+
+
+def test_break_even():
+    """Flat t(n): any accepted draft pays; t(n) = n: no method can pay with fewer than n - 1 accepted drafts."""
+    flat = curve([1.0] * 40)
+    assert break_even(flat, 4) == {"two_call": 0.0, "fused": 0.0, "prompt_lookup": 0.0}
+    linear = curve(list(range(1, 41)))
+    b = break_even(linear, 4, groups=2, candidates=8)
+    assert b == {"two_call": pytest.approx(8.0), "fused": pytest.approx(12.0), "prompt_lookup": pytest.approx(8.0)}

@@ -1,4 +1,4 @@
-"""Issue 5: what raises acceptance? One row per training option, same budget, same evaluation.
+"""What raises acceptance? One row per training option, same budget, same evaluation.
 
     python tools/ablation.py                       # every row (about 75 min on 2 cores)
     python tools/ablation.py --rows soft,deep      # some rows; results are merged into the JSON
@@ -33,9 +33,10 @@ from pass_ref.experiments.bench_setup import benchmark
 from pass_ref.training.corpora import heldout_prompts, load_corpus, tokenize_windows
 from pass_ref.training.distill import self_distilled_windows
 from pass_ref.experiments.evaluation import measure_acceptance
+from pass_ref.experiments.results_doc import ablation_table
 from pass_ref.training.train import TrainConfig, train_lookahead
 
-# Each row: the options that differ from the paper's recipe (PAPER.md §3; mean-embedding start).
+# Each row: the options that differ from the paper's recipe (``docs/paper.md``; mean-embedding start).
 ROWS = {
     "paper": {},
     "soft": {"targets": "soft"},
@@ -133,25 +134,9 @@ def main(argv=None) -> int:
         g = row["heldout_code"]["greedy"]
         print(f"   {minutes:.1f} min; greedy LA {g['acceptance']} -> {g['tokens_per_call']} tokens/call; "
               f"HumanEval wall clock {row['humaneval_wall_clock']}", flush=True)
-    (out / "table.md").write_text(format_table(results) + "\n")
-    print(format_table(results))
+    (out / "table.md").write_text(ablation_table(results) + "\n")
+    print(ablation_table(results))
     return 0
-
-
-def format_table(results: dict) -> str:
-    lines = [
-        "| recipe | extra params | train min | greedy LA_1..4 | greedy tok/call | T=0.8 LA_1..4 | T=0.8 tok/call | HumanEval tok/call | HumanEval × vs AR | × vs HF generate | greedy tok/call at steps 50 / 100 / 150 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results["rows"].items():
-        g, s, w = r["heldout_code"]["greedy"], r["heldout_code"]["T0.8"], r["humaneval_wall_clock"]
-        steps = " / ".join(f"{v['tokens_per_call']:.3f}" for v in r["by_step"].values())
-        lines.append(
-            f"| {name} | {r['parameters']:,} | {r['train_minutes']:.1f} | {' '.join(f'{a:.2f}' for a in g['acceptance'])} | "
-            f"{g['tokens_per_call']:.3f} | {' '.join(f'{a:.2f}' for a in s['acceptance'])} | {s['tokens_per_call']:.3f} | "
-            f"{w['tokens_per_call']:.3f} | {w['speedup_vs_ar']:.2f} | {w['speedup_vs_hf']:.2f} | {steps or 'not kept'} |"
-        )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""One prepared GPU script (issue 6): exactness on CUDA, t(n) on 1B/7B Llama shapes, predictions.
+"""One prepared GPU script: exactness on CUDA, t(n) on 1B/7B Llama shapes, predictions.
 
 Installs nothing. Runs on a machine with a CUDA GPU and PyTorch + transformers:
 
@@ -7,7 +7,7 @@ Installs nothing. Runs on a machine with a CUDA GPU and PyTorch + transformers:
 1. Greedy equality on CUDA: the tiny-model decoding tests (``tests/test_decoding.py``
    with PASS_REF_TEST_DEVICE=cuda), and AR = PaSS = draft-model speculative = HF generate
    on a random Llama of 1B shape in float32 (bfloat16 agreement is reported, not asserted:
-   PAPER.md §6).
+   docs/RESULTS.md).
 2. t(n), n = 1..32, on a KV cache of 288 tokens (a 32-token prompt + half of 512 new
    tokens), bfloat16, random weights (timing does not depend on the weights' values), for
    a Llama-3.2-1B-shaped and a LLaMA-1-7B-shaped model (the paper's model).

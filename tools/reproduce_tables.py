@@ -37,7 +37,7 @@ SIZES = {
     "full": dict(prompts=200, tokens=512, humaneval=164),
 }
 
-# PAPER.md §4, LLaMA-1 7B: seconds for 512 tokens.
+# The paper (docs/paper.md), LLaMA-1 7B: seconds for 512 tokens.
 PAPER_LEFT = {
     ("code", 0.8): (12.52, 12.25, 9.79), ("code", 0.5): (12.69, 12.43, 9.46), ("code", 0.2): (12.72, 12.26, 8.96),
     ("text", 0.8): (12.45, 12.30, 10.23), ("text", 0.5): (12.30, 12.16, 9.78), ("text", 0.2): (12.55, 11.88, 9.43),

@@ -1,4 +1,4 @@
-"""Issue 5, "scale": the same look-ahead recipe on SmolLM2-135M and on Qwen2.5-Coder-0.5B-Instruct.
+"""Scale: the same look-ahead recipe on SmolLM2-135M and on Qwen2.5-Coder-0.5B-Instruct.
 
     make models-extra
     python tools/scale.py --recipe paper --steps 50

@@ -11,7 +11,7 @@ the truncated L = 8 set and L = 8 the L = 8 training. The evidence goes to
 and curve and records ``shipped_from``; a truncated set gets its own held-out figures. The
 UNK-start run ``unk-code-L8``, if present, is summarised in ``unk_init_code_L8.json``.
 
-``--truncated-only`` (what `make train` runs since the issue-5 recipe): only the L = 8 runs
+``--truncated-only`` (what `make train` runs since the extended recipe): only the L = 8 runs
 are read and every shipped L is the first L vectors of the L = 8 training, the choice the
 comparison above supported (differences within noise); the existing comparison evidence
 is kept and the new mapping is recorded beside it.

@@ -1,4 +1,4 @@
-"""Issue 6: does training look-ahead embeddings for Qwen2.5-Coder-1.5B fit in 30 minutes here?
+"""Does training look-ahead embeddings for Qwen2.5-Coder-1.5B fit in 30 minutes here?
 
     make models-extra models-extra-1.5b
     python tools/step_time.py [--models qwen2.5-coder-0.5b-instruct,qwen2.5-coder-1.5b-instruct]

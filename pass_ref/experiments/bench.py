@@ -1,6 +1,6 @@
 """Speed benchmark: every method on the same prompts, in one process, interleaved.
 
-Methods (``METHODS``; PAPER.md §4-5):
+Methods (``METHODS``; the paper's are in ``docs/paper.md``):
 
     ar             our autoregressive loop with a KV cache (``autoregressive_generate``)
     hf             Hugging Face ``model.generate`` (greedy or sampling)
@@ -9,6 +9,13 @@ Methods (``METHODS``; PAPER.md §4-5):
     speculative    speculative sampling with a draft model (self-speculative: the
                    target's first layers, ``truncated_draft_model``)
     prompt-lookup  transformers' prompt lookup decoding (``prompt_lookup_num_tokens``), greedy only
+    pass-fused     one-call PaSS (``pass_generate(fused=True)``), trained sets, group set ``groups``
+    lookup         our prompt lookup (``prompt_lookup_generate``), greedy and sampled
+    hybrid         one-call PaSS + prompt lookup (``pass_generate(fused=True, prompt_lookup=True)``)
+
+With a latency curve t(n), every row also gets the speed-up the latency model predicts
+from the sizes of the calls it really made (``latency.predicted_speedup_from_calls``;
+HF's calls are counted by a forward hook), so predicted and measured sit side by side.
 
 For every prompt the runs go in a rotated order (A B C, then B C A, ...), so drift of a
 shared machine hits every method alike; speed-ups are medians of *paired* per-prompt
@@ -32,18 +39,22 @@ from typing import Sequence
 import torch
 
 from ..cache import input_device, synchronize
-from ..decoding import autoregressive_generate, pass_generate, speculative_generate
+from ..decoding import autoregressive_generate, pass_generate, prompt_lookup_generate, speculative_generate
 from ..lookahead import LookaheadEmbeddings
 
-METHODS = ("ar", "hf", "pass-unk", "pass", "speculative", "prompt-lookup")
+METHODS = ("ar", "hf", "pass-unk", "pass", "pass-fused", "speculative", "prompt-lookup", "lookup", "hybrid")
 LABELS = {
     "ar": "autoregressive (ours)",
     "hf": "HF generate",
     "pass-unk": "[UNK] look-ahead",
     "pass": "PaSS (trained)",
+    "pass-fused": "PaSS, one call",
     "speculative": "draft model (first layers)",
     "prompt-lookup": "HF prompt lookup",
+    "lookup": "prompt lookup (ours)",
+    "hybrid": "hybrid: one-call PaSS + lookup",
 }
+PAPER_METHODS = ("ar", "hf", "pass-unk", "pass", "speculative", "prompt-lookup")  # the paper's tables
 
 
 @dataclass(frozen=True)
@@ -86,8 +97,10 @@ def plan_runs(
                 continue
             if method in ("ar", "hf"):
                 specs.append(RunSpec(method, None, T))
-            elif method == "pass":
+            elif method in ("pass", "pass-fused", "hybrid"):
                 specs += [RunSpec(method, L, T) for L in lookaheads]
+            elif method == "lookup":
+                specs.append(RunSpec(method, prompt_lookup_tokens, T))
             elif method == "pass-unk":
                 specs += [RunSpec(method, L, T) for L in unk_lookaheads]
             elif method == "speculative":
@@ -98,14 +111,18 @@ def plan_runs(
 
 
 class _CallCounter:
-    """Counts forward passes of a model (HF generate does not report them)."""
+    """Counts forward passes of a model and their input sizes (HF generate reports neither)."""
 
     def __init__(self, model) -> None:
         self.calls = 0
-        self.handle = model.register_forward_pre_hook(self._hook)
+        self.sizes: list[int] = []
+        self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
 
-    def _hook(self, *args) -> None:
+    def _hook(self, module, args, kwargs) -> None:
         self.calls += 1
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        ids = kwargs["inputs_embeds"] if ids is None else ids
+        self.sizes.append(int(ids.shape[1]))
 
     def close(self) -> None:
         self.handle.remove()
@@ -124,6 +141,9 @@ class BenchRunner:
         unk: dict[int, LookaheadEmbeddings] | None = None,
         draft_model=None,
         seed: int = 0,
+        groups=(0, 1),
+        hybrid_groups=(0,),
+        lookup_tokens: int = 8,
     ) -> None:
         self.model = model
         self.max_new_tokens = max_new_tokens
@@ -132,8 +152,11 @@ class BenchRunner:
         self.unk = unk or {}
         self.draft_model = draft_model
         self.seed = seed
+        self.groups = groups  # one-call PaSS: the numbers of accepted drafts that get a group
+        self.hybrid_groups = hybrid_groups  # the same inside the hybrid (lookup drafts are longer)
+        self.lookup_tokens = lookup_tokens  # drafts per lookup iteration inside the hybrid
 
-    def _hf(self, ids: torch.Tensor, spec: RunSpec) -> tuple[list[int], int, float]:
+    def _hf(self, ids: torch.Tensor, spec: RunSpec) -> tuple[list[int], list[int], float]:
         config = copy.deepcopy(self.model.generation_config)
         # Fixed length, like our loops. None is not enough: generate() falls back to the model's
         # default EOS for unset fields; an empty list means "no stop token".
@@ -158,7 +181,7 @@ class BenchRunner:
             seconds = time.perf_counter() - start
         finally:
             counter.close()
-        return out[0, ids.shape[1] :].tolist(), counter.calls, seconds
+        return out[0, ids.shape[1] :].tolist(), counter.sizes, seconds
 
     def run(self, spec: RunSpec, prompt: Sequence[int], prompt_index: int) -> dict:
         device = self.model.get_input_embeddings().weight.device
@@ -172,16 +195,22 @@ class BenchRunner:
         accepted: list[int] = []
         drafted: list[int] = []
         if spec.method in ("hf", "prompt-lookup"):
-            tokens, calls, seconds = self._hf(ids, spec)
-            draft_calls = 0
+            tokens, sizes, seconds = self._hf(ids, spec)
+            calls, draft_calls = len(sizes), 0
         else:
             if spec.method == "ar":
                 out = autoregressive_generate(self.model, ids, **common)
-            elif spec.method in ("pass", "pass-unk"):
-                table = self.trained if spec.method == "pass" else self.unk
+            elif spec.method in ("pass", "pass-unk", "pass-fused", "hybrid"):
+                table = self.unk if spec.method == "pass-unk" else self.trained
                 if spec.L not in table:
                     raise ValueError(f"no look-ahead embeddings for {spec.method} with L = {spec.L}")
-                out = pass_generate(self.model, table[spec.L], ids, num_lookahead=spec.L, **common)
+                variant = {
+                    "pass-fused": dict(fused=True, groups=self.groups),
+                    "hybrid": dict(fused=True, groups=self.hybrid_groups, prompt_lookup=True, lookup_tokens=self.lookup_tokens),
+                }.get(spec.method, {})
+                out = pass_generate(self.model, table[spec.L], ids, num_lookahead=spec.L, **variant, **common)
+            elif spec.method == "lookup":
+                out = prompt_lookup_generate(self.model, ids, num_draft_tokens=spec.L, **common)
             elif spec.method == "speculative":
                 if self.draft_model is None:
                     raise ValueError("the speculative method needs a draft model")
@@ -189,6 +218,7 @@ class BenchRunner:
             else:
                 raise ValueError(f"unknown method {spec.method!r}")
             tokens, calls, seconds = out.new_tokens.tolist(), out.stats.model_calls, out.stats.wall_time_s
+            sizes = out.stats.call_sizes
             draft_calls = out.stats.draft_model_calls
             accepted, drafted = out.stats.accepted, out.stats.drafted
         return {
@@ -201,6 +231,7 @@ class BenchRunner:
             "new_tokens": len(tokens),
             "seconds_per_100": 100.0 * seconds / max(len(tokens), 1),
             "model_calls": calls,
+            "call_sizes": sizes,
             "draft_model_calls": draft_calls,
             "accepted": accepted,
             "drafted": drafted,
@@ -275,7 +306,7 @@ def summarize(records: Sequence[dict], latency=None, draft_call_s: float | None 
     (``pass_ref.experiments.latency.LatencyCurve``) each PaSS / draft-model row also gets the speed-up
     the latency model predicts from its measured acceptance.
     """
-    from .latency import predicted_pass_speedup, predicted_speculative_speedup
+    from .latency import predicted_speculative_speedup, predicted_speedup_from_calls
 
     groups: dict[tuple, list[dict]] = {}
     for r in records:
@@ -320,13 +351,12 @@ def summarize(records: Sequence[dict], latency=None, draft_call_s: float | None 
         else:
             row["same_as_ar"] = None
         row["predicted_speedup"] = None
-        if latency is not None and acc and not any(math.isnan(a) for a in acc):
-            if method in ("pass", "pass-unk") and L + 1 <= latency.new_tokens[-1]:
-                row["predicted_speedup"] = predicted_pass_speedup(latency, acc)
-            elif method == "speculative" and draft_call_s is not None and L + 1 <= latency.new_tokens[-1]:
+        if latency is not None and method == "speculative":
+            if draft_call_s is not None and acc and not any(math.isnan(a) for a in acc) and L + 1 <= latency.new_tokens[-1]:
                 row["predicted_speedup"] = predicted_speculative_speedup(latency, acc, draft_call_s)
-        if latency is not None and method == "ar":
-            row["predicted_speedup"] = 1.0
+        elif latency is not None and all(r.get("call_sizes") for r in rs):
+            # Per prompt, from the sizes of the calls it made; the median, like the measured ratio.
+            row["predicted_speedup"] = _median([predicted_speedup_from_calls(latency, r["call_sizes"], r["new_tokens"]) for r in rs])
         rows.append(row)
     return rows
 

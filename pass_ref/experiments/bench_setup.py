@@ -69,10 +69,12 @@ def benchmark(
     unk_lookaheads: Sequence[int] | None = None,
     temperatures: Sequence[float] = (0.0,),
     top_k: int | None = 10,
-    methods: Sequence[str] = ("ar", "hf", "pass-unk", "pass", "speculative", "prompt-lookup"),
+    methods: Sequence[str] = ("ar", "hf", "pass-unk", "pass", "pass-fused", "speculative", "prompt-lookup", "lookup", "hybrid"),
     num_draft_tokens: int = 4,
     draft_layers: int = 8,
     prompt_lookup_tokens: int = 10,
+    groups: Sequence[int] | None = (0, 1),
+    hybrid_groups: Sequence[int] | None = (0,),
     trained: dict[int, LookaheadEmbeddings] | None = None,
     latency: bool = True,
     out: str | Path | None = None,
@@ -81,8 +83,9 @@ def benchmark(
     progress: bool = True,
 ) -> BenchResult:
     """Run the benchmark; with ``out`` write summary.md/.csv, results.json, records.jsonl, figures."""
-    from .latency import measure_forward_latency
     from ..models import truncated_draft_model
+    from .doctor import machine_features
+    from .latency import measure_forward_latency
 
     start = time.perf_counter()
     specs = plan_runs(
@@ -90,11 +93,12 @@ def benchmark(
         num_draft_tokens=num_draft_tokens, prompt_lookup_tokens=prompt_lookup_tokens,
     )
     prompt_ids = task_prompts(tokenizer, task, prompts, seed=seed)
-    if trained is None and "pass" in methods:
+    if trained is None and {"pass", "pass-fused", "hybrid"} & set(methods):
         trained = trained_lookaheads(model, task, lookaheads)
     unk = {s.L: LookaheadEmbeddings.from_token(model, s.L) for s in specs if s.method == "pass-unk"}
     draft = truncated_draft_model(model, draft_layers) if "speculative" in methods else None
-    runner = BenchRunner(model, max_new_tokens=max_new_tokens, top_k=top_k, trained=trained, unk=unk, draft_model=draft, seed=seed)
+    runner = BenchRunner(model, max_new_tokens=max_new_tokens, top_k=top_k, trained=trained, unk=unk, draft_model=draft, seed=seed,
+                         groups=groups, hybrid_groups=hybrid_groups, lookup_tokens=prompt_lookup_tokens)
     records_path = None
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -104,8 +108,12 @@ def benchmark(
     if latency:
         # A realistic cache: the median prompt plus half of the generated tokens.
         context = sorted(len(p) for p in prompt_ids)[len(prompt_ids) // 2] + max_new_tokens // 2
-        largest = max([L for L in list(lookaheads) + list(unk or {})] + [num_draft_tokens]) + 1
-        curve = measure_forward_latency(model, range(1, max(largest, 9) + 1), context=context, repeats=5, progress=progress)
+        # Up to the largest call any method makes: a hybrid call has lookup drafts and groups.
+        L_max = max(list(lookaheads) + list(unk or {}))
+        G = max(L_max + 1 if g is None else len(g) for g in (groups, hybrid_groups))
+        largest = 1 + max(L_max, num_draft_tokens, prompt_lookup_tokens) + G * L_max
+        points = sorted({n for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 17, 21, 25, 29, 33, 41, 49) if n < largest} | {largest})
+        curve = measure_forward_latency(model, points, context=context, repeats=5, progress=progress)
         if draft is not None:
             draft_call_s = measure_forward_latency(draft, [1], context=context, repeats=5).t(1)
     records, completed = run_benchmark(runner, prompt_ids, specs, records_path=records_path, progress=progress)
@@ -125,6 +133,8 @@ def benchmark(
             "num_draft_tokens": num_draft_tokens,
             "draft_layers": draft_layers,
             "prompt_lookup_tokens": prompt_lookup_tokens,
+            "groups": None if groups is None else list(groups),
+            "hybrid_groups": None if hybrid_groups is None else list(hybrid_groups),
             "dtype": str(model.get_input_embeddings().weight.dtype).replace("torch.", ""),
             "device": str(model.get_input_embeddings().weight.device),
             "model": str(getattr(model.config, "name_or_path", "")),
@@ -132,6 +142,7 @@ def benchmark(
             "minutes": round(result.minutes, 2),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
+            "machine": machine_features(str(model.get_input_embeddings().weight.device)),
         }
         write_results(out, config, rows, completed=completed, latency=curve)
         from .bench_figures import save_figures

@@ -1,6 +1,6 @@
 """What training buys: per-position acceptance and tokens per model call, measured by decoding.
 
-The measured quantities are the paper's (PAPER.md §4): run PaSS on held-out prompts and
+The measured quantities are the paper's (``docs/paper.md``): run PaSS on held-out prompts and
 count, for each draft position i, the fraction of iterations whose draft x̃_i was
 accepted, and the headline figure, generated tokens per target-model call
 (autoregressive decoding makes exactly 1.0; PaSS makes 2 calls per iteration, so its

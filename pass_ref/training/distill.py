@@ -1,6 +1,6 @@
 """Self-distilled training data: the model's own continuations of the training prompts.
 
-Acceptance measures agreement with the *model*, not with the corpus (PAPER.md §2: a draft
+Acceptance measures agreement with the *model*, not with the corpus (``docs/paper.md``: a draft
 is kept with probability min(1, q/p)). So instead of ground-truth text, the look-ahead
 vectors can be trained on what the frozen model itself writes after a training prompt:
 greedy continuations match greedy decoding, sampled ones (T = 0.8, top-k 10, the paper's

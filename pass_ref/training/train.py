@@ -1,4 +1,4 @@
-"""Training the look-ahead embeddings (PAPER.md §3): the frozen model, only L x d_emb parameters.
+"""Training the look-ahead embeddings (``docs/paper.md``, "Training"): the frozen model, only L x d_emb parameters.
 
 Objective. Insert ``[LA]_1..[LA]_L`` after a real position i of a training sequence x. The
 output at ``[LA]_j`` is trained with cross-entropy against x_{i+1+j}, the token j+1 places
@@ -15,7 +15,7 @@ Two equivalent ways to compute it (``lookahead_loss``):
   earlier look-ahead tokens. Same loss for the same insertion points (tested), many more
   supervised targets per second.
 
-Options measured in the issue-5 ablation (README, "What makes drafts pay"):
+Options measured in the training ablation (``docs/RESULTS.md``, "Training recipes"):
 
 - ``targets="soft"``: cross-entropy against the frozen model's own distribution q at the
   target position given the true prefix (read off the no-gradient real pass, so free)
@@ -201,7 +201,7 @@ DATA = ("corpus", "self-greedy", "self-sampled", "self-mixed")
 
 @dataclass
 class TrainConfig:
-    """The shipped recipe: the paper's (PAPER.md §3) plus what the issue-5 ablation found.
+    """The shipped recipe: the paper's (``docs/paper.md``, "Training") plus what the training ablation found.
 
     Departures from the paper, all measured (README, "Training" and "What makes drafts pay"):
     150 steps instead of 10k (the CPU budget); the mean token embedding as the start

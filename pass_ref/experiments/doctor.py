@@ -1,0 +1,206 @@
+"""Will PaSS pay on this machine? (``python -m pass_ref doctor``)
+
+Speculative decoding trades more work per call for fewer calls. Whether that pays
+depends on t(n), the cost of one forward pass over n new tokens, which depends on the
+hardware and the dtype far more than on the model's weights: on a CPU with AVX-512 BF16
+a bfloat16 call over 9 tokens can cost about as much as one over 1 token, while on a CPU
+without it the same call costs several times more. So the answer must be measured here.
+
+The doctor
+1. reads the processor's relevant features (AVX2, AVX-512, AVX-512 BF16, AMX) or the GPU;
+2. measures t(n)/t(1) for float32 and bfloat16 (n up to 32) on the model;
+3. decodes a few HumanEval prompts greedily with every method, recording the size of
+   every call (acceptance is a property of the weights and prompts, not of the dtype);
+4. predicts each method's per-token speed-up from those call sizes and t(n)
+   (``latency.predicted_speedup_from_calls``), with the break-even acceptance;
+5. recommends the method, L and dtype with the lowest predicted time per token.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..decoding import autoregressive_generate, pass_generate, prompt_lookup_generate
+from .latency import LatencyCurve, break_even, measure_forward_latency, predicted_speedup_from_calls
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+LATENCY_N = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 17, 21, 25, 32)
+
+
+def machine_features(device: str = "cpu") -> dict:
+    """The processor (or GPU) and the features that decide t(n)."""
+    info = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform()}
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        return info
+    info["cpu"] = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name") and info["cpu"] in ("", platform.machine()):
+                info["cpu"] = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags.update(line.split(":", 1)[1].split())
+    info["flags"] = {flag: flag in flags for flag in CPU_FLAGS} if flags else None
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+    info["torch_cpu_capability"] = capability() if capability else None
+    return info
+
+
+@dataclass
+class MethodRun:
+    """One method's greedy runs: what it produced and the size of every call it made."""
+
+    name: str
+    L: int | None
+    new_tokens: int = 0
+    calls: int = 0
+    call_sizes: list[list[int]] = field(default_factory=list)  # per prompt
+
+    @property
+    def tokens_per_call(self) -> float:
+        return self.new_tokens / max(self.calls, 1)
+
+    def predicted_speedup(self, curve: LatencyCurve) -> float:
+        """Per-token speed-up over autoregressive decoding predicted from t(n), over all prompts."""
+        seconds = sum(curve.t(1) + sum(curve.at(n) for n in sizes[1:]) for sizes in self.call_sizes)
+        return self.new_tokens * curve.t(1) / seconds
+
+
+def method_table(model, lookahead, L: int, *, groups=(0, 1), hybrid_groups=(0,), lookup_tokens: int = 8) -> dict:
+    """The methods the doctor compares: name -> (L, generate(ids, max_new_tokens))."""
+    return {
+        "autoregressive": (None, lambda ids, n: autoregressive_generate(model, ids, max_new_tokens=n)),
+        "PaSS (two calls)": (L, lambda ids, n: pass_generate(model, lookahead, ids, max_new_tokens=n, num_lookahead=L)),
+        "PaSS (one call)": (L, lambda ids, n: pass_generate(model, lookahead, ids, max_new_tokens=n, num_lookahead=L, fused=True, groups=groups)),
+        "prompt lookup": (lookup_tokens, lambda ids, n: prompt_lookup_generate(model, ids, num_draft_tokens=lookup_tokens, max_new_tokens=n)),
+        "hybrid (one call)": (L, lambda ids, n: pass_generate(
+            model, lookahead, ids, max_new_tokens=n, num_lookahead=L, fused=True, groups=hybrid_groups, prompt_lookup=True, lookup_tokens=lookup_tokens)),
+    }
+
+
+def record_calls(methods: dict, prompts, max_new_tokens: int, progress: bool = False) -> list[MethodRun]:
+    """Run every method on every prompt (greedy) and keep the call sizes."""
+    runs = {name: MethodRun(name, L) for name, (L, _) in methods.items()}
+    items = [(name, ids) for ids in prompts for name in methods]
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc="call sizes", leave=False)
+    for name, ids in items:
+        out = methods[name][1](ids, max_new_tokens)
+        run = runs[name]
+        run.new_tokens += out.stats.new_tokens
+        run.calls += out.stats.model_calls
+        run.call_sizes.append(list(out.stats.call_sizes))
+    return list(runs.values())
+
+
+@dataclass
+class DoctorReport:
+    machine: dict
+    curves: dict[str, LatencyCurve]  # dtype -> t(n)
+    runs: list[MethodRun]
+    L: int
+    seconds: float
+
+    def rows(self) -> list[dict]:
+        """Per method and dtype: tokens per call, predicted speed-up, predicted ms per token."""
+        out = []
+        for run in self.runs:
+            for dtype, curve in self.curves.items():
+                speedup = run.predicted_speedup(curve)
+                out.append({"method": run.name, "L": run.L, "dtype": dtype, "tokens_per_call": run.tokens_per_call,
+                            "predicted_speedup": speedup, "ms_per_token": 1e3 * curve.t(1) / speedup})
+        return out
+
+    def recommendation(self) -> dict:
+        return min(self.rows(), key=lambda r: r["ms_per_token"])
+
+    def to_dict(self) -> dict:
+        return {"machine": self.machine, "L": self.L, "seconds": self.seconds, "rows": self.rows(),
+                "recommendation": self.recommendation(), "curves": {d: c.to_dict() for d, c in self.curves.items()},
+                "runs": [asdict(r) for r in self.runs]}
+
+    def format(self) -> str:
+        m = self.machine
+        lines = ["## This machine", ""]
+        if "gpu" in m:
+            lines.append(f"GPU: {m['gpu']} (torch {m['torch']})")
+        else:
+            flags = m.get("flags") or {}
+            have = ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in flags.items()) or "unknown (no /proc/cpuinfo)"
+            lines.append(f"CPU: {m['cpu']}; {m['threads']} threads; {have}; torch kernels: {m.get('torch_cpu_capability')}")
+        lines += ["", "## t(n) / t(1): the cost of one call over n new tokens", "",
+                  "| dtype | t(1) ms | " + " | ".join(f"n={n}" for n in (2, 5, 9, 17, 25, 32)) + " |",
+                  "|---|---|" + "---|" * 6]
+        for dtype, c in self.curves.items():
+            lines.append(f"| {dtype} | {1e3 * c.t(1):.1f} | " + " | ".join(f"{c.ratio(n):.2f}" for n in (2, 5, 9, 17, 25, 32)) + " |")
+        lines += ["", f"## Break-even: accepted drafts per iteration needed to match autoregressive decoding (L = {self.L})", "",
+                  "| dtype | two-call PaSS | one-call PaSS, 2 groups | prompt lookup, 8 drafts |", "|---|---|---|---|"]
+        for dtype, c in self.curves.items():
+            b = break_even(c, self.L, groups=2, candidates=8)
+            lines.append(f"| {dtype} | {b['two_call']:.2f} | {b['fused']:.2f} | {b['prompt_lookup']:.2f} |")
+        lines += ["", "## Predicted per-token speed-up over autoregressive decoding (greedy, HumanEval prompts)", "",
+                  "| method | L or drafts | tokens / call | " + " | ".join(f"{d}: × (ms/token)" for d in self.curves) + " |",
+                  "|---|---|---|" + "---|" * len(self.curves)]
+        for run in self.runs:
+            cells = [f"{run.predicted_speedup(c):.2f} ({1e3 * c.t(1) / run.predicted_speedup(c):.1f})" for c in self.curves.values()]
+            lines.append(f"| {run.name} | {run.L if run.L is not None else '–'} | {run.tokens_per_call:.2f} | " + " | ".join(cells) + " |")
+        r = self.recommendation()
+        lines += ["", f"**Recommendation:** {r['method']}" + (f" (L or drafts = {r['L']})" if r["L"] else "")
+                  + f" in {r['dtype']}: predicted {r['ms_per_token']:.1f} ms per token, {r['predicted_speedup']:.2f}× autoregressive decoding in {r['dtype']}."]
+        if r["dtype"] == "bfloat16":
+            lines.append("In bfloat16 a multi-token call rounds differently from a one-token call, so greedy outputs may differ "
+                         "from plain greedy decoding; sampling still follows the bfloat16 model's law exactly.")
+        lines.append(f"\n(doctor ran in {self.seconds:.0f} s)")
+        return "\n".join(lines)
+
+
+def run_doctor(
+    model_name=None,
+    *,
+    lookahead_dir=None,
+    device: str = "cpu",
+    L: int = 4,
+    prompts: int = 2,
+    max_new_tokens: int = 64,
+    repeats: int = 3,
+    dtypes=(torch.float32, torch.bfloat16),
+    progress: bool = True,
+) -> DoctorReport:
+    """Measure t(n) per dtype and the call sizes of every method; see the module docstring."""
+    from ..lookahead import LookaheadEmbeddings
+    from ..models import load_model
+    from ..trained import load_lookahead
+    from .data import humaneval_prompts
+
+    if prompts < 1 or max_new_tokens < 1 or repeats < 1:
+        raise ValueError("prompts, max_new_tokens and repeats must be >= 1")
+    start = time.perf_counter()
+    curves: dict[str, LatencyCurve] = {}
+    runs = None
+    for dtype in dtypes:
+        model, tokenizer = load_model(model_name, dtype=dtype, device=device)
+        curves[str(dtype).replace("torch.", "")] = measure_forward_latency(model, LATENCY_N, context=128, repeats=repeats, warmup=1, progress=progress)
+        if runs is None:  # call sizes do not depend on the dtype (up to rounding): measure once
+            if lookahead_dir is None:
+                lookahead = load_lookahead("code", L, model=model)  # ValueError for another model: pass lookahead_dir
+            else:
+                lookahead = LookaheadEmbeddings.from_pretrained(lookahead_dir, model=model)
+            ids = [tokenizer(p, return_tensors="pt").input_ids.to(device) for p in humaneval_prompts(prompts)]
+            with torch.inference_mode():
+                runs = record_calls(method_table(model, lookahead, L), ids, max_new_tokens, progress)
+        del model
+    return DoctorReport(machine_features(device), curves, runs, L, time.perf_counter() - start)
+
+
+def save_report(report: DoctorReport, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")

@@ -1,0 +1,59 @@
+"""The machine check (python -m pass_ref doctor): features, call accounting, recommendation."""
+
+import pytest
+import torch
+
+import pass_ref
+from pass_ref.cli import main
+from pass_ref.experiments.doctor import DoctorReport, machine_features, method_table, record_calls
+from pass_ref.experiments.latency import LatencyCurve
+
+
+def curve(ratios, dtype):
+    return LatencyCurve(new_tokens=list(range(1, len(ratios) + 1)), seconds=[0.01 * r for r in ratios], context=8,
+                        repeats=1, device="cpu", dtype=dtype, model="x")
+
+
+def test_machine_features_name_the_cpu():
+    info = machine_features("cpu")
+    assert info["device"] == "cpu" and info["threads"] >= 1 and info["cpu"]
+    if info["flags"] is not None:
+        assert set(info["flags"]) == {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
+
+
+def test_call_sizes_and_recommendation(tiny_model):
+    """Every method's calls are recorded; the cheaper dtype and the method with fewer, cheaper calls win."""
+    la = pass_ref.LookaheadEmbeddings.from_random(tiny_model, 3, seed=0)
+    prompts = [torch.tensor([[1, 2, 3, 1, 2]]), torch.tensor([[4, 5, 4, 5]])]
+    runs = record_calls(method_table(tiny_model, la, 3, lookup_tokens=4), prompts, 12)
+    by = {r.name: r for r in runs}
+    assert by["autoregressive"].call_sizes == [[5] + [1] * 11, [4] + [1] * 11]
+    assert all(len(r.call_sizes) == 2 and r.new_tokens == 24 for r in runs)
+    assert by["PaSS (two calls)"].calls > by["PaSS (one call)"].calls
+    flat = curve([1.0] * 40, "bfloat16")  # extra inputs are free: the method with fewest calls wins
+    steep = curve([float(n) for n in range(1, 41)], "float32")  # t(n) = n t(1): autoregressive wins
+    report = DoctorReport(machine_features(), {"float32": steep, "bfloat16": flat}, runs, 3, 1.0)
+    best = report.recommendation()
+    assert best["dtype"] == "bfloat16"
+    assert best["tokens_per_call"] == max(r.tokens_per_call for r in runs)
+    assert all(r["predicted_speedup"] <= 1.0 + 1e-9 for r in report.rows() if r["dtype"] == "float32")
+    text = report.format()
+    assert "Recommendation" in text and "Break-even" in text
+
+
+@pytest.mark.slow
+def test_doctor_cli_on_the_default_model(capsys, tmp_path):
+    """The whole check on the real model, shrunk: a report with both dtypes and a recommendation."""
+    out = tmp_path / "doctor.json"
+    assert main(["doctor", "--prompts", "1", "--max-new-tokens", "8", "--repeats", "1", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "float32" in text and "bfloat16" in text and "Recommendation" in text
+    assert out.is_file()
+
+
+def test_cli_refuses_non_positive_sizes(capsys):
+    for argv in (["doctor", "--prompts", "0"], ["bench", "--prompts", "0"], ["bench", "--max-new-tokens", "-3"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert "must be >= 1" in capsys.readouterr().err
