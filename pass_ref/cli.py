@@ -1,4 +1,4 @@
-"""Command line: ``python -m pass_ref {generate, demo, overhead, train, bench, humaneval, doctor}``.
+"""Command line: ``python -m pass_ref {generate, demo, overhead, train, bench, humaneval, doctor, grade}``.
 
     python -m pass_ref generate "def add(a, b):" --method pass --lookahead 4
     python -m pass_ref demo            # what `make demo` runs
@@ -7,6 +7,7 @@
     python -m pass_ref bench --task humaneval --prompts 10 --out runs/bench
     python -m pass_ref humaneval --pass1-problems 164 --pass10-problems 20 --out runs/table2
     python -m pass_ref doctor          # will PaSS pay on this machine? (t(n), predictions, advice)
+    python -m pass_ref grade submissions/   # run assignment notebooks headless, print a score table
 """
 
 from __future__ import annotations
@@ -102,26 +103,33 @@ def cmd_demo(args) -> int:
 
 
 def cmd_overhead(args) -> int:
-    """Per-iteration wall time vs time inside model forward passes, bfloat16 by default."""
+    """Per-iteration wall time vs time inside model forward passes, for every loop (the doctor's methods)."""
+    import json
+
     from .experiments.data import humaneval_prompts
+    from .experiments.doctor import machine_features, method_table
 
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype])
-    lookahead = LookaheadEmbeddings.from_token(model, args.lookahead)
-    rows = {"autoregressive": [], f"PaSS L={args.lookahead}": []}
+    lookahead = load_lookahead("code", args.lookahead, recipe=args.recipe, model=model) if args.model is None else LookaheadEmbeddings.from_token(model, args.lookahead)
+    methods = method_table(model, lookahead, args.lookahead)
+    rows: dict[str, list] = {name: [] for name in methods}
     for prompt in humaneval_prompts(args.prompts):
         ids = _encode(tokenizer, prompt)
-        for name in rows:
-            if name == "autoregressive":
-                out = autoregressive_generate(model, ids, max_new_tokens=args.max_new_tokens)
-            else:
-                out = pass_generate(model, lookahead, ids, max_new_tokens=args.max_new_tokens)
-            s = out.stats
+        for name, (_, run) in methods.items():
+            s = run(ids, args.max_new_tokens).stats
             rows[name].append((s.wall_time_s / s.iterations, s.forward_time_s / s.iterations, s.overhead_fraction, s.calls_per_token))
     print(f"{args.dtype}, {args.prompts} HumanEval prompts x {args.max_new_tokens} tokens, medians over prompts")
-    print(f"{'method':<18}{'wall ms/iter':>14}{'forward ms/iter':>17}{'overhead':>10}{'calls/token':>13}")
+    print(f"{'method':<20}{'wall ms/iter':>14}{'forward ms/iter':>17}{'overhead':>10}{'calls/token':>13}")
+    table = {}
     for name, values in rows.items():
         wall, fwd, over, cpt = (statistics.median(v[i] for v in values) for i in range(4))
-        print(f"{name:<18}{wall * 1e3:>14.2f}{fwd * 1e3:>17.2f}{over:>10.1%}{cpt:>13.3f}")
+        table[name] = {"wall_ms_per_iteration": wall * 1e3, "forward_ms_per_iteration": fwd * 1e3, "overhead": over, "calls_per_token": cpt}
+        print(f"{name:<20}{wall * 1e3:>14.2f}{fwd * 1e3:>17.2f}{over:>10.1%}{cpt:>13.3f}")
+    if args.out:
+        payload = {"command": "python -m pass_ref " + " ".join(sys.argv[1:]), "dtype": args.dtype, "prompts": args.prompts,
+                   "max_new_tokens": args.max_new_tokens, "L": args.lookahead, "machine": machine_features("cpu"), "rows": table}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(payload, indent=1), encoding="utf-8")
     return 0
 
 
@@ -219,14 +227,14 @@ def cmd_bench(args) -> int:
         raise ValueError("--device cuda but torch sees no CUDA device")
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
     wants_trained = {"pass", "pass-fused", "hybrid"} & set(args.methods)
-    trained = trained_lookaheads(model, args.task, args.lookahead, args.trained) if wants_trained else None
+    trained = trained_lookaheads(model, args.task, args.lookahead, args.trained, args.recipe) if wants_trained else None
     command = "python -m pass_ref " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
     result = benchmark(
         model, tokenizer, task=args.task, prompts=args.prompts, max_new_tokens=args.max_new_tokens,
         lookaheads=args.lookahead, unk_lookaheads=args.unk_lookahead, temperatures=args.temperature,
         top_k=args.top_k, methods=args.methods, num_draft_tokens=args.num_draft_tokens,
         draft_layers=args.draft_layers, prompt_lookup_tokens=args.prompt_lookup_tokens, groups=args.groups,
-        hybrid_groups=args.hybrid_groups, trained=trained,
+        hybrid_groups=args.hybrid_groups, trained=trained, recipe=args.recipe,
         latency=not args.no_latency, out=args.out, command=command, seed=args.seed,
     )
     print(format_markdown(result.rows))
@@ -254,7 +262,7 @@ def cmd_humaneval(args) -> int:
 
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
 
-    lookahead = trained_lookaheads(model, "humaneval", [args.num_lookahead], args.lookahead)[args.num_lookahead]
+    lookahead = trained_lookaheads(model, "humaneval", [args.num_lookahead], args.lookahead, args.recipe)[args.num_lookahead]
     command = "python -m pass_ref " + " ".join(sys.argv[1:])
     tables = run_table2(
         model, tokenizer, lookahead, args.out, problems=problems, max_new_tokens=args.max_new_tokens,
@@ -271,12 +279,21 @@ def cmd_doctor(args) -> int:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda but torch sees no CUDA device")
-    report = run_doctor(args.model, lookahead_dir=args.lookahead, device=args.device, L=args.num_lookahead,
+    report = run_doctor(args.model, lookahead_dir=args.lookahead, recipe=args.recipe, device=args.device, L=args.num_lookahead,
                         prompts=args.prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats)
     print(report.format())
     if args.out:
         save_report(report, args.out)
         print(f"written to {args.out}")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    """Run submitted assignment notebooks headless and print a score table."""
+    from .course.grading import format_scores, grade_path
+
+    submissions = grade_path(args.path, timeout=args.timeout)
+    print(format_scores(submissions))
     return 0
 
 
@@ -322,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     over.add_argument("--max-new-tokens", type=positive_int, default=64)
     over.add_argument("--lookahead", type=positive_int, default=4)
     over.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
+    over.add_argument("--out", default=None, help="write the table as JSON")
+    over.add_argument("--recipe", choices=["paper", "extended"], default="extended", help="which shipped code set")
     over.set_defaults(func=cmd_overhead)
 
     tr = sub.add_parser("train", help="train look-ahead embeddings on the offline code or text corpus")
@@ -362,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--top-k", type=positive_int, default=10)
     be.add_argument("--methods", type=lambda t: [m.strip() for m in t.split(",")], default=list(METHODS), help=",".join(METHODS))
     be.add_argument("--trained", default=None, help="directory of trained look-ahead embeddings (default: the shipped set)")
+    be.add_argument("--recipe", choices=["paper", "extended"], default="extended", help="which shipped sets (without --trained); the extended ones draft better")
     be.add_argument("--num-draft-tokens", type=positive_int, default=4, help="drafts per iteration of the draft-model baseline")
     be.add_argument("--draft-layers", type=positive_int, default=8, help="layers of the self-speculative draft model")
     be.add_argument("--prompt-lookup-tokens", type=positive_int, default=10, help="drafts per lookup (HF prompt lookup, ours, the hybrid)")
@@ -383,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     he.add_argument("--pass10-problems", type=int, default=20, help="problems for pass@10 at T = 0.8, 10 samples each (0 = skip)")
     he.add_argument("--lookahead", default=None, help="trained look-ahead directory (default: the shipped code set)")
     he.add_argument("--num-lookahead", type=positive_int, default=4, help="L: use the first L vectors")
+    he.add_argument("--recipe", choices=["paper", "extended"], default="extended", help="which shipped set (without --lookahead)")
     he.add_argument("--max-new-tokens", type=positive_int, default=256)
     he.add_argument("--top-k", type=positive_int, default=None)
     he.add_argument("--timeout", type=float, default=5.0, help="seconds each program may run in the harness's subprocess")
@@ -395,12 +416,18 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="will PaSS pay on this machine? t(n), predicted speed-ups, a recommendation (~2 min)")
     doc.add_argument("--lookahead", default=None, help="trained look-ahead directory (default: the shipped code set)")
     doc.add_argument("--num-lookahead", type=positive_int, default=4, help="L")
+    doc.add_argument("--recipe", choices=["paper", "extended"], default="extended", help="which shipped code set (the extended one drafts better)")
     doc.add_argument("--prompts", type=positive_int, default=2, help="HumanEval prompts decoded to record call sizes")
     doc.add_argument("--max-new-tokens", type=positive_int, default=64)
-    doc.add_argument("--repeats", type=positive_int, default=3, help="timings per n (medians)")
+    doc.add_argument("--repeats", type=positive_int, default=5, help="timings per n (medians)")
     doc.add_argument("--device", default="cpu")
     doc.add_argument("--out", default=None, help="write the report as JSON")
     doc.set_defaults(func=cmd_doctor)
+
+    gr = sub.add_parser("grade", help="run submitted 06_assignments notebooks headless and print a score table")
+    gr.add_argument("path", help="a notebook or a folder of notebooks")
+    gr.add_argument("--timeout", type=positive_int, default=600, help="seconds one cell may run")
+    gr.set_defaults(func=cmd_grade)
     return parser
 
 

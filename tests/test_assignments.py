@@ -72,3 +72,86 @@ def test_broken_verifier_grader():
     assert A.grade_broken_verifier(accept_every_draft, verbose=False).status == A.PASS
     assert A.grade_broken_verifier(verify_drafts, verbose=False).status == A.FAIL
     assert A.grade_broken_verifier(stub, verbose=False).status == A.NOT_IMPLEMENTED
+
+
+def right_drafting_call(model, cache, vectors, pending):
+    embeds = torch.cat([model.get_input_embeddings()(torch.tensor([pending])), vectors[None]], dim=1)
+    logits = model(inputs_embeds=embeds, cache=cache, use_cache=True).logits[0]
+    cache.crop(-vectors.shape[0])
+    return logits[-(vectors.shape[0] + 1):]
+
+
+def uncropped_drafting_call(model, cache, vectors, pending):  # wrong: keeps the look-ahead KV
+    embeds = torch.cat([model.get_input_embeddings()(torch.tensor([pending])), vectors[None]], dim=1)
+    return model(inputs_embeds=embeds, cache=cache, use_cache=True).logits[0, -(vectors.shape[0] + 1):]
+
+
+def right_block_mask(insertions, T, L):
+    K = insertions.shape[0]
+    block, slot = torch.arange(K * L) // L, torch.arange(K * L) % L
+    real = torch.arange(T)[None, :] <= insertions[block][:, None]
+    own = (block[:, None] == block[None, :]) & (slot[None, :] <= slot[:, None])
+    return torch.cat([real, own], dim=1)
+
+
+def leaky_block_mask(insertions, T, L):  # wrong: every block also sees the other blocks
+    K = insertions.shape[0]
+    block, slot = torch.arange(K * L) // L, torch.arange(K * L) % L
+    real = torch.arange(T)[None, :] <= insertions[block][:, None]
+    return torch.cat([real, slot[None, :] <= slot[:, None]], dim=1)
+
+
+def fused(latency, acceptance, groups, ignore_groups=False):
+    from pass_ref.experiments.latency import LatencyCurve, predicted_fused_speedup
+
+    curve = LatencyCurve(list(latency), list(latency.values()), 0, 1, "cpu", "float32", "x")
+    return predicted_fused_speedup(curve, acceptance, None if ignore_groups else groups)
+
+
+PASS_CASES = [
+    (A.grade_drafting_call, right_drafting_call, uncropped_drafting_call),
+    (A.grade_lookahead_targets, lambda tokens, i, L: tokens[i + 2 : i + 2 + L], lambda tokens, i, L: tokens[i + 1 : i + 1 + L]),
+    (A.grade_block_mask, right_block_mask, leaky_block_mask),
+    (
+        A.grade_pass_vs_classic,
+        lambda a, L: ((2 + theory.expected_accepted(a, L)) / 2, 1 + theory.expected_accepted(a, L)),
+        lambda a, L: (1 + theory.expected_accepted(a, L), 1 + theory.expected_accepted(a, L)),  # wrong: PaSS with one call
+    ),
+    (A.grade_fused_prediction, fused, lambda t, a, g: fused(t, a, g, ignore_groups=True)),
+]
+
+
+@pytest.mark.parametrize("grader, right, wrong", PASS_CASES)
+def test_pass_graders_separate_right_from_wrong(grader, right, wrong, capsys):
+    """The PaSS assignments: a right answer passes, a plausible wrong one fails, a stub is reported."""
+    test_grader_separates_right_from_wrong(grader, right, wrong, capsys)
+
+
+def test_fail_messages_name_the_case_not_the_formula():
+    """A FAIL says which case and expected vs got; it never prints the formula to write."""
+    bad = A.grade_speedup_prediction(lambda t, a: 1.0, verbose=False)
+    assert bad.status == A.FAIL and "expected" in bad.message and "t(L+1)" not in bad.message
+    bad = A.grade_tokens_per_call(lambda a, L: 1.0, verbose=False)
+    assert "hint" not in bad.message and "alpha=" in bad.message
+
+
+def test_there_are_enough_assignments_on_pass():
+    assert len(A.ASSIGNMENTS) >= 8 and sum(on_pass for _, _, on_pass in A.ASSIGNMENTS.values()) >= 4
+    assert {level for _, level, _ in A.ASSIGNMENTS.values()} == {"easy", "medium", "hard"}
+
+
+@pytest.mark.slow
+def test_grade_cli_scores_a_right_and_a_wrong_submission(tmp_path, capsys):
+    """`python -m pass_ref grade` runs notebooks headless: the solutions score 11/11, the stubs 0."""
+    import shutil
+
+    from pass_ref.cli import main
+    from pass_ref.experiments.results_doc import ROOT
+
+    for name, source in (("right.ipynb", "notebooks/solutions/06_assignments_solutions.ipynb"), ("stubs.ipynb", "notebooks/06_assignments.ipynb")):
+        shutil.copy(ROOT / source, tmp_path / name)
+    assert main(["grade", str(tmp_path), "--timeout", "300"]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    assert rows["right.ipynb"].rstrip(" |").endswith("11 / 11") and "FAIL" not in rows["right.ipynb"]
+    assert rows["stubs.ipynb"].rstrip(" |").endswith("0 / 11")

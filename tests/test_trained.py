@@ -6,14 +6,15 @@ import pytest
 import torch
 
 import pass_ref
-from pass_ref.trained import SHIPPED_L, TRAINED_DIR, load_lookahead, trained_path, training_history
+from pass_ref.trained import RECIPES, SHIPPED_L, TRAINED_DIR, load_lookahead, trained_path, training_history
 
 SETS = [(d, L) for d in ("code", "text") for L in SHIPPED_L]
+RECIPE_SETS = [(r, d, L) for r in RECIPES for d, L in SETS]
 
 
-@pytest.mark.parametrize("domain, L", SETS)
-def test_shipped_set_has_metadata_and_is_small(domain, L):
-    path = trained_path(domain, L)
+@pytest.mark.parametrize("recipe, domain, L", RECIPE_SETS)
+def test_shipped_set_has_metadata_and_is_small(recipe, domain, L):
+    path = trained_path(domain, L, recipe)
     # "a few KB to a few hundred KB each" : deep look-ahead (the default recipe) stores
     # (1 + num_layers) x L x d_emb floats, 573 KB at L = 8 in float32.
     assert sum(f.stat().st_size for f in path.iterdir()) < 600_000
@@ -27,15 +28,21 @@ def test_shipped_set_has_metadata_and_is_small(domain, L):
     assert 0 < m["train_minutes"] <= 31, "train minutes must be recorded and stay near the budget"
     assert m["heldout_loss"] > 0 and len(m["heldout_greedy"]["acceptance"]) == L and m["heldout_greedy"]["tokens_per_call"] >= 1
     assert m["shipped_from"] and "command" in m
-    history = training_history(domain, L)
+    history = training_history(domain, L, recipe)
     assert len(history["loss"]) == m["recipe"]["steps"]
+    if recipe == "paper":  # the paper's objective and parameters: L input vectors, corpus tokens as targets
+        assert not la.deep and la.num_parameters == L * la.hidden_size
+        assert m["recipe"]["targets"] == "data" and m["recipe"]["data"] == "corpus" and not m["recipe"]["deep"]
+    else:
+        assert la.deep and m["recipe"]["deep"]
 
 
+@pytest.mark.parametrize("recipe", RECIPES)
 @pytest.mark.parametrize("domain", ["code", "text"])
-def test_truncated_sets_are_prefixes_of_the_L8_set(domain):
-    full = load_lookahead(domain, 8)
+def test_truncated_sets_are_prefixes_of_the_L8_set(domain, recipe):
+    full = load_lookahead(domain, 8, recipe=recipe)
     for L in SHIPPED_L:
-        la = load_lookahead(domain, L)
+        la = load_lookahead(domain, L, recipe=recipe)
         if la.metadata.get("truncated_from") == 8:
             assert torch.equal(la.weight, full.weight[:L])
             assert la.deep == full.deep
@@ -46,7 +53,7 @@ def test_truncated_sets_are_prefixes_of_the_L8_set(domain):
 def test_comparison_evidence_is_shipped():
     evidence = json.loads((TRAINED_DIR / "comparison.json").read_text())
     assert {r["source"] for r in evidence["rows"]} == {"separate L=2", "separate L=4", "truncated L=8"}
-    assert set(evidence["shipped"]) == {f"{d}-L{L}" for d, L in SETS}
+    assert set(evidence["shipped"]) == set(evidence["shipped_paper"]) == {f"{d}-L{L}" for d, L in SETS}
 
 
 def test_bad_requests():
@@ -54,6 +61,8 @@ def test_bad_requests():
         load_lookahead("wikipedia", 4)
     with pytest.raises(FileNotFoundError, match="shipped"):
         load_lookahead("code", 5)
+    with pytest.raises(ValueError, match="recipe"):
+        load_lookahead("code", 4, recipe="deep")
 
 
 @pytest.mark.slow
@@ -62,9 +71,9 @@ def test_shipped_sets_fit_the_default_model_and_stay_exact(real_model):
     model, tokenizer = real_model
     ids = tokenizer("def fibonacci(n):\n    ", return_tensors="pt").input_ids
     ref = pass_ref.autoregressive_generate(model, ids, max_new_tokens=24)
-    for domain, L in SETS:
-        la = load_lookahead(domain, L, model=model)
-        assert torch.equal(pass_ref.pass_generate(model, la, ids, max_new_tokens=24).new_tokens, ref.new_tokens), (domain, L)
+    for recipe, domain, L in RECIPE_SETS:
+        la = load_lookahead(domain, L, recipe=recipe, model=model)
+        assert torch.equal(pass_ref.pass_generate(model, la, ids, max_new_tokens=24).new_tokens, ref.new_tokens), (recipe, domain, L)
 
 
 @pytest.mark.slow
@@ -75,8 +84,8 @@ def test_first_drafts_are_the_argmax_of_lookahead_logits(real_model, domain):
     model, tokenizer = real_model
     ids = tokenizer("def add(a, b):\n    return", return_tensors="pt").input_ids
     hookless_differs = False
-    for L in SHIPPED_L:
-        la = load_lookahead(domain, L, model=model)
+    for recipe, L in [(r, L) for r in RECIPES for L in SHIPPED_L]:
+        la = load_lookahead(domain, L, recipe=recipe, model=model)
         rows = pass_ref.lookahead_logits(model, la, ids)  # (L + 1, V)
         assert rows.shape[0] == L + 1
         first = pass_ref.pass_generate(model, la, ids, max_new_tokens=L + 2, trace=True).trace[0]
@@ -84,4 +93,4 @@ def test_first_drafts_are_the_argmax_of_lookahead_logits(real_model, domain):
         with torch.inference_mode():
             plain = pass_ref.CachedModel(model).forward(ids[0].tolist(), extra_embeds=la.drafting_inputs(model, L))[-L:]
         hookless_differs |= plain.argmax(-1).tolist() != first.draft_tokens
-    assert hookless_differs  # the negative control: the deep vectors matter
+    assert hookless_differs  # the negative control: the extended sets' deep vectors matter

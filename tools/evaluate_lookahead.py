@@ -36,8 +36,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--out", default=str(TRAINED_DIR / "evaluation.json"))
+    parser.add_argument("--recipe", choices=["paper", "extended"], default=None, help="default: both, one file each")
+    parser.add_argument("--out", default=None, help="default: pass_ref/trained/evaluation[_paper].json")
     args = parser.parse_args()
+    for recipe in [args.recipe] if args.recipe else ["paper", "extended"]:
+        out = args.out or str(TRAINED_DIR / ("evaluation.json" if recipe == "extended" else "evaluation_paper.json"))
+        evaluate(args, recipe, out)
+    return 0
+
+
+def evaluate(args, recipe: str, out: str) -> None:
+    """Every table for the shipped sets of one recipe, written to ``out``."""
     start = time.perf_counter()
     model, tokenizer = pass_ref.load_model(dtype=torch.bfloat16)
     prompts = {
@@ -48,10 +57,10 @@ def main() -> int:
     common = dict(top_k=10, max_new_tokens=args.max_new_tokens)
 
     def candidates(domain: str, L: int, controls: bool = True) -> dict:
-        out = {"trained": load_lookahead(domain, L, model=model), "[UNK]": LookaheadEmbeddings.from_token(model, L)}
+        sets = {"trained": load_lookahead(domain, L, recipe=recipe, model=model), "[UNK]": LookaheadEmbeddings.from_token(model, L)}
         if controls:
-            out["random"] = LookaheadEmbeddings.from_random(model, L, seed=0)
-        return out
+            sets["random"] = LookaheadEmbeddings.from_random(model, L, seed=0)
+        return sets
 
     by_temperature = compare_lookaheads(
         model, candidates("code", 4), {k: prompts[k] for k in ("held-out code", "HumanEval")}, temperatures=TEMPERATURES, **common
@@ -66,6 +75,7 @@ def main() -> int:
     minutes = (time.perf_counter() - start) / 60
     result = {
         "command": "python tools/evaluate_lookahead.py " + " ".join(sys.argv[1:]),
+        "recipe": recipe,
         "dtype": "bfloat16",
         "prompts_per_set": args.prompts,
         "new_tokens": args.max_new_tokens,
@@ -73,11 +83,10 @@ def main() -> int:
         "by_temperature": [asdict(r) for r in by_temperature],
         "by_L": [asdict(r) for r in by_L],
     }
-    with open(args.out, "w") as f:
+    with open(out, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
-    print(f"wrote {args.out} in {minutes:.1f} min")
-    return 0
+    print(f"wrote {out} in {minutes:.1f} min")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=PROMPTS)
     parser.add_argument("--max-new-tokens", type=int, default=NEW_TOKENS)
     parser.add_argument("--truncated-only", action="store_true", help="ship the first L vectors of the L = 8 runs for every L")
+    parser.add_argument("--recipe", choices=["paper", "extended"], default="extended", help="ship into pass_ref/trained/<recipe>/")
     args = parser.parse_args()
     model, tokenizer = pass_ref.load_model(dtype=torch.bfloat16)
     evidence = {"prompts": args.prompts, "prompt_tokens": 32, "new_tokens": args.max_new_tokens, "dtype": "bfloat16", "rows": []}
@@ -70,9 +71,9 @@ def main() -> int:
             print(f"{domain} L={k}: ship {winner} ({scores})", flush=True)
         shipped[(domain, 6)] = (runs[8].truncated(6), "first 6 vectors of the L=8 training")
         shipped[(domain, 8)] = (runs[8], "L=8 training")
-    TRAINED_DIR.mkdir(exist_ok=True)
     for (domain, L), (la, source) in shipped.items():
-        target = TRAINED_DIR / f"{domain}-L{L}"
+        target = TRAINED_DIR / args.recipe / f"{domain}-L{L}"
+        target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             shutil.rmtree(target)
         la.metadata["shipped_from"] = source
@@ -88,6 +89,12 @@ def main() -> int:
         history = json.loads((unk_run / "history.json").read_text())
         (TRAINED_DIR / "unk_init_code_L8.json").write_text(json.dumps({**history, "metadata": config["metadata"]}) + "\n")
     mapping = {f"{d}-L{L}": source for (d, L), (_, source) in shipped.items()}
+    if args.recipe == "paper":  # the comparison evidence describes the extended sets; record the paper sets beside it
+        evidence = json.loads((TRAINED_DIR / "comparison.json").read_text())
+        evidence["shipped_paper"] = mapping
+        (TRAINED_DIR / "comparison.json").write_text(json.dumps(evidence, indent=1) + "\n")
+        print(f"shipped {len(shipped)} sets into {TRAINED_DIR / args.recipe}")
+        return 0
     if args.truncated_only:  # keep the measured comparison (it was made with the paper's recipe)
         evidence = json.loads((TRAINED_DIR / "comparison.json").read_text())
         evidence.setdefault("recipe_of_the_comparison", "paper recipe (data targets, corpus), 150 steps")

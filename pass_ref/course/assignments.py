@@ -1,5 +1,7 @@
 """Autograders for the classroom assignments (notebook ``06_assignments``).
 
+Ten assignments, six of them on PaSS itself (``ASSIGNMENTS`` lists them with a difficulty).
+
 Each ``grade_*`` function takes the student's function, checks it against ``pass_ref``
 on seeded random cases, prints one clear line (PASS / FAIL / NOT IMPLEMENTED) and
 returns a ``Grade``. It never raises: a crashing or unfinished answer is reported, the
@@ -142,8 +144,7 @@ def grade_tokens_per_call(tokens_per_call: Callable, *, verbose: bool = True) ->
             got = float(tokens_per_call(a, L))
             want = theory.pass_tokens_per_call(a, L)
             assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (
-                f"alpha={a}, L={L}: you give {got:.6f}, expected {want:.6f} "
-                "(hint: one iteration = 2 calls and 1 exact + n accepted + 1 more token)"
+                f"alpha={a}, L={L}: you give {got:.6f}, expected {want:.6f}"
             )
         return f"{len(grid)} (alpha, L) pairs, including alpha = 0 and 1"
 
@@ -184,8 +185,7 @@ def grade_speedup_prediction(predict: Callable, *, verbose: bool = True) -> Grad
             want = theory.tokens_per_iteration_from_acceptance(a) * latency[1] / (2 * latency[L + 1])
             got = float(predict(dict(latency), list(a)))
             assert math.isclose(got, want, rel_tol=1e-6), (
-                f"case {case} (L={L}): you predict {got:.4f}x, expected {want:.4f}x "
-                "(tokens per iteration x t(1) / (2 t(L+1)))"
+                f"case {case} (L={L}): you predict {got:.4f}x, expected {want:.4f}x"
             )
         return "30 random latency curves and acceptance profiles"
 
@@ -235,3 +235,157 @@ def grade_broken_verifier(broken_verify: Callable, *, samples: int = 2000, verbo
         return f"caught: chi-square p = {result.pvalue:.1e} over {samples} samples (an exact verifier gives p > 1e-3)"
 
     return _run("break exactness and catch it", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 7. The drafting call by hand (PaSS)
+# ----------------------------------------------------------------------------------------
+
+def _tiny_setup(seed: int = 0):
+    from ..lookahead import LookaheadEmbeddings
+    from ..models import tiny_llama
+
+    tiny = tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=seed)
+    la = LookaheadEmbeddings.from_random(tiny, 3, seed=seed)
+    return tiny, la
+
+
+def grade_drafting_call(drafting_call: Callable, *, verbose: bool = True) -> Grade:
+    """``drafting_call(model, cache, vectors (L, D), pending (list of ids)) -> (L + 1, V) logits``, leaving in
+    ``cache`` the KV of the pending tokens only (Algorithm 1, step 1)."""
+    from transformers import DynamicCache
+
+    from ..drafters import lookahead_logits
+
+    def check() -> str:
+        tiny, la = _tiny_setup()
+        cases = 0
+        for prompt, cached in (([3, 1, 4, 1, 5], 3), ([9, 2, 6], 0), ([7] * 6, 5)):
+            cache = DynamicCache(config=tiny.config)
+            with torch.inference_mode():
+                if cached:
+                    tiny(input_ids=torch.tensor([prompt[:cached]]), cache=cache, use_cache=True)
+                got = _as_tensor(drafting_call(tiny, cache, la.drafting_inputs(tiny, 3), prompt[cached:]), "the logits")
+            want = lookahead_logits(tiny, la, prompt)
+            assert got.shape == want.shape, f"prompt {prompt} ({cached} cached): shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+            err = (got.double() - want.double()).abs().max().item()
+            assert err < 1e-5, f"prompt {prompt} ({cached} cached): rows differ from the drafting call's (max error {err:.2e})"
+            length = cache.get_seq_length()
+            assert length == len(prompt), f"prompt {prompt}: the cache holds {length} positions afterwards, expected {len(prompt)}"
+            cases += 1
+        return f"{cases} prompts, with and without a cached prefix; logits and cache length checked"
+
+    return _run("the drafting call by hand", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 8. Which token each [LA]_j is trained against (PaSS training)
+# ----------------------------------------------------------------------------------------
+
+def grade_lookahead_targets(targets: Callable, *, verbose: bool = True) -> Grade:
+    """``targets(tokens (T,), i, L) -> (L,)``: the training targets of [LA]_1..[LA]_L inserted after index i."""
+    from ..training.train import lookahead_targets
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(8)
+        cases = 0
+        for L in (1, 3, 8):
+            for _ in range(10):
+                tokens = torch.randint(0, 1000, (40,), generator=g)
+                i = int(torch.randint(0, 40 - L - 1, (1,), generator=g))
+                want = lookahead_targets(tokens[None], torch.tensor([[i]]), L)[0, 0]
+                got = _as_tensor(targets(tokens.clone(), i, L), "the targets")
+                assert got.tolist() == want.tolist(), f"L={L}, inserted after index {i}: you give {got.tolist()}, expected {want.tolist()}"
+                cases += 1
+        return f"{cases} random sequences and insertion points, L = 1, 3, 8"
+
+    return _run("training targets of the look-ahead tokens", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 9. The block attention mask of the training objective (PaSS training)
+# ----------------------------------------------------------------------------------------
+
+def grade_block_mask(block_mask: Callable, *, verbose: bool = True) -> Grade:
+    """``block_mask(insertions (K,), T, L) -> bool (K L, T + K L)``: which keys each look-ahead row may see."""
+    from ..training.train import block_attention_mask
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(9)
+        cases = 0
+        for K, L, T in ((1, 2, 6), (3, 2, 10), (4, 3, 16)):
+            for _ in range(5):
+                insertions = torch.randperm(T - L - 1, generator=g)[:K].sort().values
+                want = block_attention_mask(insertions[None], T, L, torch.float32)[0, 0] == 0
+                got = _as_tensor(block_mask(insertions.clone(), T, L), "the mask")
+                assert got.dtype == torch.bool, f"return a bool tensor (True = may attend), got {got.dtype}"
+                assert got.shape == want.shape, f"K={K}, L={L}, T={T}: shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+                wrong = (got != want).nonzero()
+                if len(wrong):
+                    row, col = wrong[0].tolist()
+                    assert False, (f"K={K}, L={L}, T={T}, insertions {insertions.tolist()}: row {row} "
+                                   f"(block {row // L}, [LA]_{row % L + 1}), key {col}: you say {bool(got[row, col])}, expected {bool(want[row, col])}")
+                cases += 1
+        return f"{cases} random insertion sets"
+
+    return _run("block attention mask of the training objective", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 10. Two calls against a separate draft model (PaSS theory)
+# ----------------------------------------------------------------------------------------
+
+def grade_pass_vs_classic(compare: Callable, *, verbose: bool = True) -> Grade:
+    """``compare(alpha, L) -> (pass_tokens_per_call, classic_tokens_per_target_call)`` with independent acceptance."""
+
+    def check() -> str:
+        grid = [(a, L) for a in (0.0, 0.2, 0.5, 0.9, 1.0) for L in (1, 4, 8)]
+        for a, L in grid:
+            got = compare(a, L)
+            assert len(got) == 2, "return a pair (PaSS, classic)"
+            want = (theory.pass_tokens_per_call(a, L), 1 + theory.expected_accepted(a, L))
+            for name, g_, w in zip(("PaSS", "classic speculative sampling"), got, want):
+                assert math.isclose(float(g_), w, rel_tol=1e-9, abs_tol=1e-12), f"alpha={a}, L={L}: {name} gives {float(g_):.6f}, expected {w:.6f}"
+        return f"{len(grid)} (alpha, L) pairs"
+
+    return _run("two calls against a draft model", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 11. Predict one-call PaSS on your own machine (PaSS speed)
+# ----------------------------------------------------------------------------------------
+
+def grade_fused_prediction(predict: Callable, *, verbose: bool = True) -> Grade:
+    """``predict(latency: dict n -> s, acceptance, groups) -> speed-up`` of one-call PaSS over autoregressive."""
+    from ..experiments.latency import LatencyCurve, predicted_fused_speedup
+
+    def check() -> str:
+        g = torch.Generator().manual_seed(11)
+        for case in range(25):
+            L = int(torch.randint(1, 7, (1,), generator=g))
+            base, slope = 0.02, 0.1 * float(torch.rand(1, generator=g))
+            latency = {n: base * (1 + slope * (n - 1)) for n in range(1, 64)}
+            a = torch.rand(L, generator=g).sort(descending=True).values.cumprod(0).tolist()
+            groups = sorted({0, *torch.randint(0, L + 1, (2,), generator=g).tolist()}) if case % 2 else list(range(L + 1))
+            curve = LatencyCurve(list(latency), list(latency.values()), 0, 1, "cpu", "float32", "x")
+            want = predicted_fused_speedup(curve, a, groups)
+            got = float(predict(dict(latency), list(a), list(groups)))
+            assert math.isclose(got, want, rel_tol=1e-6), f"case {case} (L={L}, groups {groups}): you predict {got:.4f}x, expected {want:.4f}x"
+        return "25 random latency curves, acceptance profiles and group sets"
+
+    return _run("one-call PaSS on your machine", check, verbose)
+
+
+ASSIGNMENTS = {  # name -> (grader, difficulty, on PaSS itself?)
+    "residual": (grade_residual, "easy", False),
+    "accept_block": (grade_accept_block, "medium", False),
+    "tokens_per_call": (grade_tokens_per_call, "easy", True),
+    "simulate": (grade_simulation, "medium", True),
+    "predict_speedup": (grade_speedup_prediction, "medium", True),
+    "broken_verify": (grade_broken_verifier, "medium", False),
+    "drafting_call": (grade_drafting_call, "hard", True),
+    "targets": (grade_lookahead_targets, "easy", True),
+    "block_mask": (grade_block_mask, "hard", True),
+    "compare": (grade_pass_vs_classic, "medium", True),
+    "predict_fused": (grade_fused_prediction, "hard", True),
+}

@@ -35,8 +35,10 @@ def task_prompts(tokenizer, task: str, n: int, *, prompt_len: int = 32, seed: in
     raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
 
 
-def trained_lookaheads(model, task: str, lengths: Sequence[int], source: str | Path | None = None) -> dict[int, LookaheadEmbeddings]:
-    """Trained sets for each L: the shipped set of the task's domain, or ``source``'s first L vectors."""
+def trained_lookaheads(
+    model, task: str, lengths: Sequence[int], source: str | Path | None = None, recipe: str = "extended"
+) -> dict[int, LookaheadEmbeddings]:
+    """Trained sets for each L: the shipped set of the task's domain and ``recipe``, or ``source``'s first L vectors."""
     from ..trained import load_lookahead
 
     if source is not None:
@@ -45,7 +47,7 @@ def trained_lookaheads(model, task: str, lengths: Sequence[int], source: str | P
             raise ValueError(f"{source} holds {full.num_lookahead} look-ahead vectors, fewer than L = {max(lengths)}")
         return {L: full if L == full.num_lookahead else full.truncated(L) for L in lengths}
     domain = "text" if task == "text" else "code"
-    return {L: load_lookahead(domain, L, model=model) for L in lengths}
+    return {L: load_lookahead(domain, L, recipe=recipe, model=model) for L in lengths}
 
 
 @dataclass
@@ -76,6 +78,7 @@ def benchmark(
     groups: Sequence[int] | None = (0, 1),
     hybrid_groups: Sequence[int] | None = (0,),
     trained: dict[int, LookaheadEmbeddings] | None = None,
+    recipe: str = "extended",
     latency: bool = True,
     out: str | Path | None = None,
     command: str = "",
@@ -94,7 +97,7 @@ def benchmark(
     )
     prompt_ids = task_prompts(tokenizer, task, prompts, seed=seed)
     if trained is None and {"pass", "pass-fused", "hybrid"} & set(methods):
-        trained = trained_lookaheads(model, task, lookaheads)
+        trained = trained_lookaheads(model, task, lookaheads, recipe=recipe)
     unk = {s.L: LookaheadEmbeddings.from_token(model, s.L) for s in specs if s.method == "pass-unk"}
     draft = truncated_draft_model(model, draft_layers) if "speculative" in methods else None
     runner = BenchRunner(model, max_new_tokens=max_new_tokens, top_k=top_k, trained=trained, unk=unk, draft_model=draft, seed=seed,
@@ -133,6 +136,7 @@ def benchmark(
             "num_draft_tokens": num_draft_tokens,
             "draft_layers": draft_layers,
             "prompt_lookup_tokens": prompt_lookup_tokens,
+            "recipe": recipe,
             "groups": None if groups is None else list(groups),
             "hybrid_groups": None if hybrid_groups is None else list(hybrid_groups),
             "dtype": str(model.get_input_embeddings().weight.dtype).replace("torch.", ""),

@@ -168,11 +168,12 @@ def run_doctor(
     model_name=None,
     *,
     lookahead_dir=None,
+    recipe: str = "extended",
     device: str = "cpu",
     L: int = 4,
     prompts: int = 2,
     max_new_tokens: int = 64,
-    repeats: int = 3,
+    repeats: int = 5,
     dtypes=(torch.float32, torch.bfloat16),
     progress: bool = True,
 ) -> DoctorReport:
@@ -189,10 +190,10 @@ def run_doctor(
     runs = None
     for dtype in dtypes:
         model, tokenizer = load_model(model_name, dtype=dtype, device=device)
-        curves[str(dtype).replace("torch.", "")] = measure_forward_latency(model, LATENCY_N, context=128, repeats=repeats, warmup=1, progress=progress)
+        curves[str(dtype).replace("torch.", "")] = measure_forward_latency(model, LATENCY_N, context=128, repeats=repeats, warmup=2, progress=progress)
         if runs is None:  # call sizes do not depend on the dtype (up to rounding): measure once
             if lookahead_dir is None:
-                lookahead = load_lookahead("code", L, model=model)  # ValueError for another model: pass lookahead_dir
+                lookahead = load_lookahead("code", L, recipe=recipe, model=model)  # another model: pass lookahead_dir
             else:
                 lookahead = LookaheadEmbeddings.from_pretrained(lookahead_dir, model=model)
             ids = [tokenizer(p, return_tensors="pt").input_ids.to(device) for p in humaneval_prompts(prompts)]

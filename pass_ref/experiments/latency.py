@@ -208,15 +208,17 @@ def break_even(curve: LatencyCurve, L: int, *, groups: int | None = None, candid
 
     two-call PaSS: E[n] > 2 t(L+1)/t(1) - 2; one-call PaSS with ``groups`` groups (default
     L + 1): E[n] > t(1 + L + G L)/t(1) - 1; prompt lookup with ``candidates`` drafts: the
-    drafts accepted per lookup call must exceed t(candidates + 1)/t(1) - 1.
+    drafts accepted per lookup call must exceed t(candidates + 1)/t(1) - 1. A call that
+    measures cheaper than t(1) (timing noise on a flat curve) gives 0.
     """
     G = L + 1 if groups is None else groups
     k = L if candidates is None else candidates
-    return {
+    needed = {
         "two_call": 2.0 * curve.at(L + 1) / curve.t(1) - 2.0,
         "fused": curve.at(1 + L + G * L) / curve.t(1) - 1.0,
         "prompt_lookup": curve.at(k + 1) / curve.t(1) - 1.0,
     }
+    return {name: max(value, 0.0) for name, value in needed.items()}  # 0: any accepted draft pays
 
 
 def plot_latency(curves: Sequence[LatencyCurve], ax=None, *, relative: bool = True, labels: Sequence[str] | None = None):

@@ -1,4 +1,5 @@
-"""``docs/RESULTS.md``, generated from the committed ``results/**/*.json`` (``make results-doc``).
+"""``docs/RESULTS.md`` and the README's headline table, generated from the committed
+``results/**/*.json`` (``make results-doc``).
 
 Every table of measured results in the repository is rendered here from the JSON a script
 wrote, with that script's command and the machine it ran on; nothing is typed by hand.
@@ -108,17 +109,85 @@ def training_section(results: Path) -> list[str]:
     return lines
 
 
-def shipped_section() -> list[str]:
-    path = ROOT / "pass_ref" / "trained" / "evaluation.json"
+def draft_layers_section(results: Path) -> list[str]:
+    path = results / "bench" / "draft_layers.json"
     if not path.is_file():
         return []
-    data = _load(path)
-    lines = [f"Command: `{data['command']}` ({data['prompts_per_set']} prompts × {data['new_tokens']} tokens per set, {data['dtype']}).", "",
-             "| set | prompts | L | T | acceptance LA_1..L | tokens / call |", "|---|---|---|---|---|---|"]
-    for r in data["by_temperature"] + data["by_L"]:
-        lines.append(f"| {r['name']} | {r['prompts']} | {r['num_lookahead']} | {r['temperature']:g} | "
-                     f"{' '.join(f'{a:.2f}' for a in r['acceptance'])} | {r['tokens_per_call']:.3f} |")
+    d = _load(path)
+    lines = [f"The target's first d of {d['target_layers']} layers as an untrained draft model, {d['drafts']} drafts, greedy, "
+             f"{d['prompts']} HumanEval prompts × {d['max_new_tokens']} tokens, {d['dtype']}; target t({d['drafts'] + 1})/t(1) = "
+             f"{d['target_tK1_over_t1']:.2f} on {_machine({'machine': d['machine']})}. Command: `{d['command']}` ({d['minutes']} min).", "",
+             "| kept layers d | draft t(1) / target t(1) | acceptance LA_1..K | tokens / call | predicted × over AR |", "|---|---|---|---|---|"]
+    for r in d["rows"]:
+        lines.append(f"| {r['layers']} | {r['draft_t1_over_target_t1']:.2f} | {' '.join(f'{a:.2f}' for a in r['acceptance'])} | "
+                     f"{r['tokens_per_call']:.2f} | {r['predicted_speedup']:.2f} |")
     return lines + [""]
+
+
+def fused_gain_section(results: Path) -> list[str]:
+    files = sorted(results.glob("bench/fused_gain-*.json"))
+    if not files:
+        return []
+    lines = ["| model | look-ahead set | E[n] (two-call) | tokens / call, two calls | one call | ratio | predicted 2(1 + E[n])/(2 + E[n]) | same tokens |",
+             "|---|---|---|---|---|---|---|---|"]
+    commands = []
+    for path in files:
+        d = _load(path)
+        commands.append(f"`{d['command']}` ({d['minutes']} min)")
+        for r in d["rows"]:
+            lines.append(f"| {r['model']} | {r['set']} | {r['accepted_per_iteration']:.3f} | {r['two_call_tokens_per_call']:.3f} | "
+                         f"{r['one_call_tokens_per_call']:.3f} | {r['measured_ratio']:.3f} | {r['predicted_ratio']:.3f} | {r['same_tokens']} |")
+    intro = (f"Greedy, {d['prompts']} held-out code prompts × {d['max_new_tokens']} tokens, {d['dtype']}, every group "
+             "(tokens per call do not depend on the machine). Commands: " + "; ".join(commands) + ".")
+    return [intro, ""] + lines + [""]
+
+
+def overhead_section(results: Path) -> list[str]:
+    lines = []
+    for path in sorted(results.glob("overhead/*.json")):
+        d = _load(path)
+        lines += [f"{d['dtype']}, {d['prompts']} HumanEval prompts × {d['max_new_tokens']} tokens, L = {d['L']}, on "
+                  f"{_machine({'machine': d['machine']})}. Command: `{d['command']}`.", "",
+                  "| loop | wall ms / iteration | forward ms / iteration | overhead (share of forward time) | calls / token |", "|---|---|---|---|---|"]
+        for name, r in d["rows"].items():
+            lines.append(f"| {name} | {r['wall_ms_per_iteration']:.2f} | {r['forward_ms_per_iteration']:.2f} | {100 * r['overhead']:.1f} % | {r['calls_per_token']:.3f} |")
+        lines.append("")
+    return lines
+
+
+def shipped_section() -> list[str]:
+    """The shipped sets' own held-out figures (written by ``python -m pass_ref train`` / ``ship_trained``),
+    then the evaluation tables of each recipe (``tools/evaluate_lookahead.py``)."""
+    from ..trained import RECIPES, SHIPPED_L, trained_path
+
+    lines = ["Each set's held-out report (greedy, 32-token held-out prompts of its domain, bfloat16; recorded at training):", "",
+             "| recipe | domain | L | parameters | greedy acceptance LA_1..L | tokens / call | train min |", "|---|---|---|---|---|---|---|"]
+    for recipe in RECIPES:
+        for domain in ("code", "text"):
+            for L in SHIPPED_L:
+                config_path = trained_path(domain, L, recipe) / "lookahead_config.json"
+                if not config_path.is_file():
+                    continue
+                config = _load(config_path)
+                m, D = config["metadata"], config["hidden_size"]
+                params = L * D * (1 + (config["base_model"].get("num_hidden_layers") or 0) * bool(m.get("deep")))
+                g = m["heldout_greedy"]
+                lines.append(f"| {recipe} | {domain} | {L} | {params:,} | {' '.join(f'{a:.2f}' for a in g['acceptance'])} | "
+                             f"{g['tokens_per_call']:.3f} | {m['train_minutes']} |")
+    lines.append("")
+    for recipe, name in (("paper", "evaluation_paper.json"), ("extended", "evaluation.json")):
+        path = ROOT / "pass_ref" / "trained" / name
+        if not path.is_file():
+            continue
+        data = _load(path)
+        lines += [f"### The {recipe} recipe", "",
+                  f"Command: `{data['command']}` ({data['prompts_per_set']} prompts × {data['new_tokens']} tokens per set, {data['dtype']}).", "",
+                  "| set | prompts | L | T | acceptance LA_1..L | tokens / call |", "|---|---|---|---|---|---|"]
+        for r in data["by_temperature"] + data["by_L"]:
+            lines.append(f"| {r['name']} | {r['prompts']} | {r['num_lookahead']} | {r['temperature']:g} | "
+                         f"{' '.join(f'{a:.2f}' for a in r['acceptance'])} | {r['tokens_per_call']:.3f} |")
+        lines.append("")
+    return lines
 
 
 def gpu_section(results: Path) -> list[str]:
@@ -151,6 +220,44 @@ def doctor_section(results: Path) -> list[str]:
     return lines
 
 
+HEADLINE = ("ar", "hf", "pass", "pass-fused", "prompt-lookup", "lookup", "hybrid")
+README_START, README_END = "<!-- headline:start -->", "<!-- headline:end -->"
+
+
+def headline(results: Path | None = None) -> str:
+    """The README's small table: per-token speed over HF generate and tokens per call, per dtype."""
+    results = ROOT / "results" if results is None else Path(results)
+    runs = [_load(p) for p in sorted(results.glob("bench/speed-*/results.json"))]
+    if not runs:
+        return "(no speed results committed yet: `make bench-speed`)"
+    dtypes = [r["config"]["dtype"] for r in runs]
+    lines = ["| method | " + " | ".join(f"{d}: × HF generate · tokens/call" for d in dtypes) + " |",
+             "|---|" + "---|" * len(runs)]
+    labels = {}
+    cells: dict[str, list[str]] = {}
+    for j, run in enumerate(runs):
+        for row in run["summary"]:
+            if row["method"] not in HEADLINE or row["temperature"] != 0:
+                continue
+            labels[row["method"]] = row["label"] + (f" (L = {row['L']})" if row["method"] in ("pass", "pass-fused", "hybrid") else "")
+            cell = cells.setdefault(row["method"], ["–"] * len(runs))
+            tpc = "–" if row["method"] == "hf" else f"{row['tokens_per_call']:.2f}"
+            cell[j] = f"{row['speedup_vs_hf']:.2f}× · {tpc}"
+    for method in HEADLINE:
+        if method in cells:
+            lines.append(f"| {labels[method]} | " + " | ".join(cells[method]) + " |")
+    c = runs[0]["config"]
+    lines += ["", f"{c['prompts']} HumanEval prompts × {c['max_new_tokens']} tokens, greedy, on {_machine(c)}; medians of paired "
+              "per-prompt ratios. Other machines differ: run `python -m pass_ref doctor`. Commands and every column: `docs/RESULTS.md`."]
+    return "\n".join(lines)
+
+
+def readme_with_headline(readme: str, results: Path | None = None) -> str:
+    """``readme`` with the block between the headline markers replaced by ``headline()``."""
+    start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
+    return readme[:start] + "\n" + headline(results) + "\n" + readme[end:]
+
+
 def render(results: Path | None = None) -> str:
     """The whole page as a string."""
     results = ROOT / "results" if results is None else Path(results)
@@ -159,6 +266,10 @@ def render(results: Path | None = None) -> str:
          "`predicted ×` is the latency model's prediction from the sizes of the calls each run made and t(n) measured in the same run.",
          speed_section(results)),
         ("Will it pay on this machine? (doctor reports)", "", doctor_section(results)),
+        ("One call against two: tokens per call", "", fused_gain_section(results)),
+        ("The draft-model baseline: how many layers?", "", draft_layers_section(results)),
+        ("Python overhead of the loops", "Everything that is not a model forward pass (sampling, verification, "
+         "cache cropping, bookkeeping), as a share of forward time.", overhead_section(results)),
         ("The paper's tables at the quick size", "Table 1 (left: temperatures, right: L) and the HumanEval greedy table.", bench_section(results)),
         ("The paper's Table 2: HumanEval pass@k", "", table2_section(results)),
         ("The shipped look-ahead sets", "", shipped_section()),
@@ -178,16 +289,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="render docs/RESULTS.md from results/**/*.json")
     parser.add_argument("--check", action="store_true", help="exit 1 if docs/RESULTS.md differs from a fresh render")
     args = parser.parse_args(argv)
-    target = ROOT / "docs" / "RESULTS.md"
+    target, readme = ROOT / "docs" / "RESULTS.md", ROOT / "README.md"
     text = render()
+    readme_text = readme.read_text(encoding="utf-8")
+    fresh_readme = readme_with_headline(readme_text)
     if args.check:
-        if not target.is_file() or target.read_text(encoding="utf-8") != text:
-            print("docs/RESULTS.md is stale: run `make results-doc`", file=sys.stderr)
+        stale = [p.name for p, ok in ((target, target.is_file() and target.read_text(encoding="utf-8") == text),
+                                      (readme, readme_text == fresh_readme)) if not ok]
+        if stale:
+            print(f"stale: {', '.join(stale)}: run `make results-doc`", file=sys.stderr)
             return 1
         return 0
     target.parent.mkdir(exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    print(f"wrote {target.relative_to(ROOT)}")
+    readme.write_text(fresh_readme, encoding="utf-8")
+    print(f"wrote {target.relative_to(ROOT)} and the headline of README.md")
     return 0
 
 

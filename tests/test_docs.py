@@ -1,0 +1,72 @@
+"""The documentation is generated where it can be, and self-contained: what a clone has is what it names."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pass_ref.experiments.results_doc import ROOT, readme_with_headline, render
+
+TEXT_SUFFIXES = {".py", ".md", ".ipynb", ".cfg", ".txt", ".yml", ".toml", ""}
+MISSING_NOTES = re.compile(r"\b(PAPER|ARCHITECTURE|STYLE)\.md\b|\.\./shared\b")
+ISSUE_NUMBER = re.compile(r"\b[Ii]ssues?[- ]#?\d+|\b[Ii]ssue-\d")
+REPO_PATH = re.compile(r"(?<![\w./])((?:docs|notebooks|tools|results|tests|pass_ref)/[\w./-]*\w\.(?:md|py|ipynb|json|cfg|txt))\b")
+
+
+def tracked_text_files() -> list[Path]:
+    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    keep = []
+    for name in names:
+        path = ROOT / name
+        if path.suffix in TEXT_SUFFIXES and not name.startswith("results/") and path.is_file() and path.stat().st_size < 2_000_000:
+            keep.append(path)
+    return keep
+
+
+@pytest.fixture(scope="module")
+def texts():
+    try:
+        return {p: p.read_text(encoding="utf-8") for p in tracked_text_files()}
+    except (FileNotFoundError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+
+
+def test_results_doc_is_fresh():
+    """docs/RESULTS.md is exactly what `make results-doc` renders from results/**/*.json."""
+    assert (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8") == render(), "run `make results-doc`"
+
+
+def test_readme_is_short_and_its_headline_generated():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    assert readme == readme_with_headline(readme), "run `make results-doc`"
+
+
+def test_no_reference_to_files_a_clone_lacks(texts):
+    """No tracked file points to notes outside the repository or to a repository path that does not exist."""
+    problems = []
+    for path, text in texts.items():
+        if path.name == "test_docs.py":
+            continue
+        problems += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in MISSING_NOTES.finditer(text)]
+        for m in REPO_PATH.finditer(text):
+            target = m.group(1)
+            if any(c in target for c in "*<>{}") or target.startswith("pass_ref/trained/") and "L" in target:
+                continue
+            if not (ROOT / target).exists():
+                problems.append(f"{path.relative_to(ROOT)}: {target}")
+    assert not problems, problems
+
+
+def test_no_issue_numbers(texts):
+    """Issue numbers mean nothing to a reader of the repository."""
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p, t in texts.items() if p.name != "test_docs.py" for m in ISSUE_NUMBER.finditer(t)]
+    assert not found, found
+
+
+def test_the_checks_can_fail(tmp_path):
+    """Negative controls: a stale page, a missing file and an issue number are each caught."""
+    assert render(tmp_path) != render()  # an empty results folder renders a different page
+    assert MISSING_NOTES.search("see PAPER.md §2") and ISSUE_NUMBER.search("as issue 5 found")
+    assert REPO_PATH.search("see docs/nothing_here.md").group(1) == "docs/nothing_here.md"
