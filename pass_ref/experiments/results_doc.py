@@ -38,27 +38,28 @@ def _machine(config: dict) -> str:
     return f"{m.get('cpu', '?')}, {m.get('threads', '?')} threads, {bf16}"
 
 
-def speed_section(results: Path) -> list[str]:
-    """Every method on HumanEval prompts (``results/bench/speed-*``): the speed-up tables."""
+def _bench_tables(results: Path, pattern: str, heading, *, minutes: bool) -> list[str]:
+    """One benchmark table per ``results.json`` matching ``pattern``: a heading, the machine and command, the rows."""
     lines = []
-    for path in sorted(results.glob("bench/speed-*/results.json")):
+    for path in sorted(results.glob(pattern)):
         data = _load(path)
         c = data["config"]
-        lines += [f"### {c['dtype']}, {c['task']}, {c['prompts']} prompts × {c['max_new_tokens']} tokens, greedy ({path.parent.name})", "",
-                  f"Machine: {_machine(c)}. Command: `{c['command']}` ({c.get('minutes', '?')} min).", "",
+        took = f" ({c.get('minutes', '?')} min)" if minutes else ""
+        lines += [heading(path, c), "", f"Machine: {_machine(c)}. Command: `{c['command']}`{took}.", "",
                   format_markdown(data["summary"]), ""]
     return lines
 
 
+def speed_section(results: Path) -> list[str]:
+    """Every method on HumanEval prompts (``results/bench/speed-*``): the speed-up tables."""
+    return _bench_tables(results, "bench/speed-*/results.json", lambda path, c: (
+        f"### {c['dtype']}, {c['task']}, {c['prompts']} prompts × {c['max_new_tokens']} tokens, greedy ({path.parent.name})"), minutes=True)
+
+
 def bench_section(results: Path) -> list[str]:
     """The paper's Table 1 and the HumanEval table at the quick size (``tools/reproduce_tables.py``)."""
-    lines = []
-    for path in sorted(results.glob("bench/quick/*/results.json")):
-        data = _load(path)
-        c = data["config"]
-        lines += [f"### {path.parent.name}: {c['task']}, {c['prompts']} prompts × {c['max_new_tokens']} tokens, {c['dtype']}", "",
-                  f"Machine: {_machine(c)}. Command: `{c['command']}`.", "", format_markdown(data["summary"]), ""]
-    return lines
+    return _bench_tables(results, "bench/quick/*/results.json", lambda path, c: (
+        f"### {path.parent.name}: {c['task']}, {c['prompts']} prompts × {c['max_new_tokens']} tokens, {c['dtype']}"), minutes=False)
 
 
 def table2_section(results: Path) -> list[str]:
