@@ -195,7 +195,6 @@ class PromptLookupDrafter:
     def __init__(self, max_ngram: int = 3) -> None:
         check_lookup_args(1, max_ngram)
         self.max_ngram = max_ngram
-        self.hits = 0  # iterations that found a match
 
     @property
     def model_calls(self) -> int:
@@ -205,7 +204,6 @@ class PromptLookupDrafter:
         copied = find_continuation(sequence, k, self.max_ngram) if k > 0 else []
         if not copied:
             return empty_draft(target)
-        self.hits += 1
         V = target.model.get_input_embeddings().weight.shape[0]
         tokens = torch.tensor(copied, dtype=torch.long, device=target.device)  # (K,)
         probs = torch.nn.functional.one_hot(tokens, V).float()  # (K, V): a copied token is certain

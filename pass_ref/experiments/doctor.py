@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..decoding import autoregressive_generate, pass_generate, prompt_lookup_generate
-from .latency import LatencyCurve, break_even, measure_forward_latency, predicted_speedup_from_calls
+from .latency import LatencyCurve, break_even, measure_forward_latency, predicted_seconds
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 LATENCY_N = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 17, 21, 25, 32)
@@ -70,7 +70,7 @@ class MethodRun:
 
     def predicted_speedup(self, curve: LatencyCurve) -> float:
         """Per-token speed-up over autoregressive decoding predicted from t(n), over all prompts."""
-        seconds = sum(curve.t(1) + sum(curve.at(n) for n in sizes[1:]) for sizes in self.call_sizes)
+        seconds = sum(predicted_seconds(curve, sizes) for sizes in self.call_sizes)
         return self.new_tokens * curve.t(1) / seconds
 
 

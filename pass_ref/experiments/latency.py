@@ -199,8 +199,12 @@ def predicted_speedup_from_calls(curve: LatencyCurve, call_sizes: Sequence[int],
     """
     if not call_sizes or new_tokens < 1:
         raise ValueError("need at least one call and one token")
-    seconds = curve.t(1) + sum(curve.at(n) for n in call_sizes[1:])
-    return new_tokens * curve.t(1) / seconds
+    return new_tokens * curve.t(1) / predicted_seconds(curve, call_sizes)
+
+
+def predicted_seconds(curve: LatencyCurve, call_sizes: Sequence[int]) -> float:
+    """sum of t(size) over a run's calls, the first (the prefill) counted as one token."""
+    return curve.t(1) + sum(curve.at(n) for n in call_sizes[1:])
 
 
 def break_even(curve: LatencyCurve, L: int, *, groups: int | None = None, candidates: int | None = None) -> dict:
