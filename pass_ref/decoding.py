@@ -125,6 +125,7 @@ class _Sequence:
         self.sources: list[str] = []
         self.rejected: list[tuple[int, int]] = []
         self.finished = max_new_tokens == 0
+        self.flushed = 0  # new tokens already handed to ``on_tokens``
 
     @property
     def num_new(self) -> int:
@@ -143,6 +144,13 @@ class _Sequence:
             self.finished = bool(self.stop(self.tokens[self.prompt_len :]))
         return not self.finished
 
+    def flush(self, on_tokens: Callable[[list[int]], None] | None) -> None:
+        """Hand the tokens committed since the last flush to ``on_tokens`` (a streamer)."""
+        fresh = self.tokens[self.prompt_len + self.flushed :]
+        if fresh and on_tokens is not None:
+            on_tokens(fresh)
+        self.flushed += len(fresh)
+
 
 def speculative_loop(
     model,
@@ -158,12 +166,16 @@ def speculative_loop(
     verify_fn: VerifyFn = verify_drafts,
     trace: bool = False,
     fused: bool | None = None,
+    on_tokens: Callable[[list[int]], None] | None = None,
 ) -> GenerationOutput:
     """The shared loop. ``verify_fn`` exists so tests can plug in a wrong rule and see it caught.
 
     ``stop(new_tokens)`` is asked after every committed token (e.g. ``pass_ref.experiments.humaneval.StopOnStrings``);
     True ends generation right after that token, so every method stops at the same token of
     the same sequence: stopping rules change when a sample ends, never its law.
+
+    ``on_tokens(tokens)`` receives the tokens committed by each iteration, in order, as soon
+    as they are final (PaSS's exact token right after the drafting call): a streamer's hook.
 
     ``fused``: None follows the drafter; True insists on one call per iteration and raises
     ``TypeError`` for a drafter that cannot ride its drafting call along (``pass_ref.fused``).
@@ -192,7 +204,9 @@ def speculative_loop(
             exact = None
             if draft is not None and draft.exact is not None:
                 exact = int(draft.exact)
-                if not seq.commit(exact, EXACT):
+                going = seq.commit(exact, EXACT)
+                seq.flush(on_tokens)
+                if not going:
                     stats.iterations += 1
                     break
             draft_ids = draft.tokens.tolist() if draft is not None else []
@@ -205,8 +219,9 @@ def speculative_loop(
             else:
                 logits = target.forward(pending + draft_ids, keep=K + 1)  # (K+1, V)
             q = logits_to_probs(logits, sampling)  # (K+1, V)
-            draft_probs = draft.probs.to(q.dtype) if draft is not None else q.new_empty(0, q.shape[-1])  # (K, V)
-            draft_tokens = draft.tokens if draft is not None else torch.empty(0, dtype=torch.long, device=q.device)
+            # Drafts follow the logits' device (the LM head's, on a model spread over devices).
+            draft_probs = draft.probs.to(q.device, q.dtype) if draft is not None else q.new_empty(0, q.shape[-1])  # (K, V)
+            draft_tokens = draft.tokens.to(q.device) if draft is not None else torch.empty(0, dtype=torch.long, device=q.device)
             if draft_probs.shape[-1] != q.shape[-1]:
                 raise ValueError(f"draft vocabulary ({draft_probs.shape[-1]}) differs from the target's ({q.shape[-1]})")
             # Step 3: accept / reject, then crop the rejected drafts' KV.
@@ -221,6 +236,7 @@ def speculative_loop(
                 if n < K:
                     seq.rejected.append((seq.num_new, draft_ids[n]))
                 seq.commit(int(next_token), CORRECTED if n < K else (BONUS if K > 0 else EXACT))
+            seq.flush(on_tokens)
             if not seq.finished and target.length != len(seq.tokens) - 1:
                 raise RuntimeError("cache invariant broken: the cache must hold all but the last token")
             if trace:
@@ -338,6 +354,18 @@ def pass_generate(
             max(L, 4)); by look-ahead embeddings otherwise.
     Other arguments as in ``autoregressive_generate``.
     """
+    drafter, K = pass_drafter(model, lookahead, num_lookahead, fused=fused, groups=groups, prompt_lookup=prompt_lookup,
+                              lookup_tokens=lookup_tokens, max_ngram=max_ngram)
+    return _generate(model, input_ids, drafter, K, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace, stop)
+
+
+def pass_drafter(model, lookahead: LookaheadEmbeddings, num_lookahead: int | None = None, *, fused: bool = False, groups=None,
+                 prompt_lookup: bool = False, lookup_tokens: int | None = None, max_ngram: int = 3) -> tuple[Drafter, int]:
+    """The drafter of ``pass_generate`` and the number of drafts K it may propose.
+
+    Shared by ``pass_generate`` and the ``generate(custom_generate=...)`` route
+    (``pass_ref.hf``), so both run the same PaSS. Arguments as in ``pass_generate``.
+    """
     if not isinstance(lookahead, LookaheadEmbeddings):
         raise TypeError(f"lookahead must be LookaheadEmbeddings, got {type(lookahead).__name__}")
     L = lookahead.num_lookahead if num_lookahead is None else num_lookahead
@@ -347,15 +375,13 @@ def pass_generate(
     if groups is not None and not fused:
         raise ValueError("groups only apply to fused=True")
     drafter = FusedLookaheadDrafter(model, lookahead, L, groups) if fused else LookaheadDrafter(model, lookahead, L)
-    K = L
-    if prompt_lookup:
-        lookup_tokens = max(L, 4) if lookup_tokens is None else lookup_tokens
-        check_lookup_args(lookup_tokens, max_ngram, "lookup_tokens")
-        drafter = HybridDrafter(PromptLookupDrafter(max_ngram), drafter, lookup_tokens)
-        K = max(L, lookup_tokens)
-    elif lookup_tokens is not None:
-        raise ValueError("lookup_tokens only applies to prompt_lookup=True")
-    return _generate(model, input_ids, drafter, K, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator, seed, trace, stop)
+    if not prompt_lookup:
+        if lookup_tokens is not None:
+            raise ValueError("lookup_tokens only applies to prompt_lookup=True")
+        return drafter, L
+    lookup_tokens = max(L, 4) if lookup_tokens is None else lookup_tokens
+    check_lookup_args(lookup_tokens, max_ngram, "lookup_tokens")
+    return HybridDrafter(PromptLookupDrafter(max_ngram), drafter, lookup_tokens), max(L, lookup_tokens)
 
 
 def prompt_lookup_generate(
