@@ -87,7 +87,14 @@ def _converted_gguf_dir(gguf: Path) -> Path:
     return target
 
 
-def load_model(name_or_path: str | os.PathLike | None = None, *, dtype: torch.dtype = torch.float32, device="cpu"):
+def load_model(
+    name_or_path: str | os.PathLike | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device="cpu",
+    device_map: str | dict | None = None,
+    offload_folder: str | os.PathLike | None = None,
+):
     """Load a causal LM and its tokenizer, offline by default.
 
     Args:
@@ -97,6 +104,11 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, dtype: torch.dt
             filled hub cache; set ``HF_HUB_OFFLINE=1`` to forbid downloads).
         dtype: weights dtype; float32 for exactness checks, bfloat16 for speed.
         device: where to put the model ("cpu", "cuda", ...).
+        device_map: instead of ``device``, spread a model too big for one device over
+            several (``"auto"`` or a dict of module name -> device, "cpu" or "disk"),
+            passed to transformers and accelerate; every decoding loop works on the result
+            (token ids go to the embedding's device). ``offload_folder`` holds the weights
+            of modules mapped to "disk".
     Returns:
         ``(model, tokenizer)`` with the model in eval mode and no gradients required.
     """
@@ -115,12 +127,19 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, dtype: torch.dt
         gguf = Path(name_or_path)
         if not gguf.is_file():
             raise FileNotFoundError(f"GGUF file not found: {gguf}")
+    if device_map is not None and str(device) != "cpu":
+        raise ValueError("give device or device_map, not both")
+    if offload_folder is not None and device_map is None:
+        raise ValueError("offload_folder only applies with a device_map")
     source = _converted_gguf_dir(gguf) if gguf is not None else name_or_path
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    placement = {} if device_map is None else {"device_map": device_map, "offload_folder": offload_folder}
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement)
     tokenizer = AutoTokenizer.from_pretrained(source)
     if gguf is not None:  # name the model after its file, not after the local cache folder
         model.name_or_path = model.config.name_or_path = gguf.stem
-    model.to(device).eval().requires_grad_(False)
+    if device_map is None:
+        model.to(device)
+    model.eval().requires_grad_(False)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.eos_token_id
     return model, tokenizer
