@@ -15,10 +15,12 @@ of a call whose last M inputs are look-ahead vectors, and causal attention keeps
 positions from attending to those, so real-token logits are bit-identical to the frozen
 model's (tested) and verification stays exact.
 
-Files (``save_pretrained``): ``lookahead.safetensors`` with the (L, D) weight (and the
-deep ``layer_weight`` if any) and a small probe of the base model's embedding matrix, and ``lookahead_config.json`` with
-L, the base model's identity and how the vectors were made or trained. Loading onto
-another model raises ``ValueError`` instead of silently mis-drafting.
+Files (``save_pretrained``, a Hub-style folder): ``lookahead.safetensors`` with the (L, D)
+weight (and the deep ``layer_weight`` if any) and a small probe of the base model's
+embedding matrix; ``lookahead_config.json`` with L, the base model's identity and how the
+vectors were made or trained; a model card ``README.md``. ``from_pretrained`` takes that
+folder or a Hub repository id. Loading onto another model raises ``ValueError`` instead
+of silently mis-drafting.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .models import embedding_probe, model_identity
 
 WEIGHTS_NAME = "lookahead.safetensors"
 CONFIG_NAME = "lookahead_config.json"
+CARD_NAME = "README.md"
 FORMAT_VERSION = 1
 _PROBE_TOLERANCE = 0.02  # relative L2 distance; bfloat16 vs float32 copies differ by ~0.3 %
 
@@ -222,8 +225,52 @@ class LookaheadEmbeddings(torch.nn.Module):
         table = model.get_input_embeddings().weight
         return self.weight[:k].to(dtype=table.dtype, device=table.device)
 
+    def recipe_name(self) -> str:
+        """"paper" (L input vectors, corpus targets), "extended" (ours) or "untrained"."""
+        recipe = self.metadata.get("recipe")
+        if not self.metadata.get("trained") or not isinstance(recipe, dict):
+            return "untrained" if not self.metadata.get("trained") else "unknown"
+        paper = not self.deep and recipe.get("targets", "data") == "data" and recipe.get("data", "corpus") == "corpus"
+        return "paper" if paper else "extended"
+
+    def model_card(self) -> str:
+        """A Hub-style ``README.md``: base model, recipe, L, parameters, measured acceptance, loading."""
+        base = self.base_model.get("name_or_path") or "unknown"
+        m = self.metadata
+        lines = ["---", "library_name: pass-ref", f"base_model: {base}", "tags:", "  - speculative-decoding",
+                 "  - pass", "  - lookahead-embeddings", "---", "",
+                 f"# PaSS look-ahead embeddings for {base} (L = {self.num_lookahead})", "",
+                 "Learned input vectors that let a frozen language model draft L future tokens in one forward pass "
+                 "(PaSS: Parallel Speculative Sampling, Monea, Joulin and Grave, 2023); speculative sampling then "
+                 "verifies the drafts, so generation follows the base model's distribution exactly.", "",
+                 "| | |", "|---|---|", f"| base model | {base} ({self.base_model.get('model_type')}, width {self.hidden_size}) |",
+                 f"| L (look-ahead tokens) | {self.num_lookahead} |",
+                 f"| recipe | {self.recipe_name()}{' (deep look-ahead in every layer)' if self.deep else ''} |",
+                 f"| parameters | {self.num_parameters:,} |"]
+        if "corpus" in m and isinstance(m["corpus"], dict):
+            lines.append(f"| training corpus | {m['corpus'].get('domain')} ({m['corpus'].get('documents')} documents) |")
+        if "recipe" in m and isinstance(m["recipe"], dict):
+            r = m["recipe"]
+            lines.append(f"| training | {r.get('steps')} steps, batch {r.get('batch_size')}, lr {r.get('lr')}, init {r.get('init')} |")
+        if "truncated_from" in m:
+            lines.append(f"| made from | the first {self.num_lookahead} vectors of an L = {m['truncated_from']} training |")
+        greedy = m.get("heldout_greedy")
+        if isinstance(greedy, dict):
+            acc = " ".join(f"{a:.2f}" for a in greedy["acceptance"])
+            lines.append(f"| measured (greedy, {greedy.get('prompts')} held-out prompts) | acceptance per [LA]_i {acc}; "
+                         f"{greedy['tokens_per_call']:.3f} tokens per model call |")
+        else:
+            lines.append("| measured | nothing recorded with these vectors |")
+        lines += ["", "## Load and decode", "", "```python", "import pass_ref", "",
+                  _load_line(base),
+                  "lookahead = pass_ref.LookaheadEmbeddings.from_pretrained(\"THIS_FOLDER_OR_HUB_ID\", model=model)",
+                  "ids = tokenizer(\"def fibonacci(n):\", return_tensors=\"pt\").input_ids",
+                  "out = model.generate(ids, custom_generate=pass_ref.hf.pass_decoding, lookahead=lookahead, max_new_tokens=64)",
+                  "```", "", "Loading onto a model whose embeddings differ raises an error instead of drafting badly.", ""]
+        return "\n".join(lines)
+
     def save_pretrained(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write ``lookahead.safetensors`` and ``lookahead_config.json`` into ``directory``."""
+        """Write ``lookahead.safetensors``, ``lookahead_config.json`` and a model card ``README.md``."""
         directory = Path(directory)
         if (directory / WEIGHTS_NAME).exists() and not overwrite:
             raise FileExistsError(f"{directory} already holds look-ahead embeddings (pass overwrite=True)")
@@ -240,12 +287,28 @@ class LookaheadEmbeddings(torch.nn.Module):
             "metadata": self.metadata,
         }
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        (directory / CARD_NAME).write_text(self.model_card(), encoding="utf-8")
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, model=None) -> "LookaheadEmbeddings":
-        """Load embeddings saved by ``save_pretrained``; check them against ``model`` if given."""
-        directory = Path(directory)
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        model=None,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool | None = None,
+    ) -> "LookaheadEmbeddings":
+        """Load embeddings saved by ``save_pretrained`` from a folder or a Hub repository id.
+
+        A Hub id ("owner/name") is resolved with ``huggingface_hub``: offline (no network,
+        ``HF_HUB_OFFLINE=1`` or ``local_files_only=True``) from the local Hub cache
+        (``cache_dir``, default the Hub's). Checked against ``model`` if given.
+        """
+        directory = Path(name_or_path)
+        if not directory.is_dir():
+            directory = _hub_folder(str(name_or_path), revision, cache_dir, local_files_only)
         if not (directory / WEIGHTS_NAME).is_file() or not (directory / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"{directory} has no {WEIGHTS_NAME} and {CONFIG_NAME}")
         config = json.loads((directory / CONFIG_NAME).read_text())
@@ -260,6 +323,31 @@ class LookaheadEmbeddings(torch.nn.Module):
         if model is not None:
             lookahead.check_compatible(model)
         return lookahead
+
+
+def _load_line(base: str) -> str:
+    from .models import DEFAULT_GGUF
+
+    if base == Path(DEFAULT_GGUF).stem:
+        return "model, tokenizer = pass_ref.load_model()  # the default SmolLM2-135M-Instruct, shipped offline"
+    return f"model, tokenizer = pass_ref.load_model({base!r})"
+
+
+def _hub_folder(repo_id: str, revision, cache_dir, local_files_only) -> Path:
+    """The snapshot folder of a Hub repository holding look-ahead files (downloads if allowed)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    if local_files_only is None:
+        local_files_only = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    try:
+        folder = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                                   allow_patterns=[WEIGHTS_NAME, CONFIG_NAME, CARD_NAME])
+    except HFValidationError:
+        raise FileNotFoundError(f"{repo_id!r} is neither a folder nor a Hub repository id") from None
+    except LocalEntryNotFoundError:
+        raise FileNotFoundError(f"{repo_id!r} is not a folder and is not in the local Hub cache (offline)") from None
+    return Path(folder)
 
 
 def _decoder_layers(model):
