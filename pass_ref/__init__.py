@@ -38,6 +38,7 @@ from .training.train import TrainConfig, TrainHistory, evaluate_loss, lookahead_
 from .trained import load_lookahead
 from .verify import acceptance_probs, residual_distribution, verify_drafts
 from .viz import highlight_html, highlight_terminal, summary_line
+from . import hf  # noqa: E402  (model.generate(custom_generate=pass_ref.hf.pass_decoding, ...))
 
 __version__ = "0.1.0"
 

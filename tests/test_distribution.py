@@ -10,23 +10,13 @@ import pytest
 import torch
 
 import pass_ref
-from pass_ref import LookaheadDrafter, LookaheadEmbeddings, SamplingConfig, speculative_loop
+from pass_ref import LookaheadDrafter, SamplingConfig, speculative_loop
 from pass_ref.course.exactness import chi_square_test, empirical_counts, exact_sequence_law, sample_sequences
 from pass_ref.sampling import sample
 
-V, M, N = 4, 3, 2000  # vocabulary, tokens checked, samples
+V, M, N = 4, 3, 2000  # vocabulary (the `small` fixture of conftest.py), tokens checked, samples
 PROMPT = [1, 2]
 CONFIGS = [dict(temperature=1.0), dict(temperature=0.7, top_k=3), dict(temperature=1.0, top_p=0.8)]
-
-
-@pytest.fixture(scope="module")
-def small():
-    """A tiny float64 Llama with 4 tokens and random (untrained) look-ahead vectors."""
-    model = pass_ref.tiny_llama(vocab_size=V, hidden_size=16, seed=3, init_std=0.15)
-    la = LookaheadEmbeddings.from_token(model, 3)
-    with torch.no_grad():
-        la.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(0))
-    return model, la
 
 
 def accept_every_draft(q, p, drafts, generator):
