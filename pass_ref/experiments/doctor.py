@@ -19,6 +19,7 @@ The doctor
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,7 @@ from ..decoding import autoregressive_generate, pass_generate, prompt_lookup_gen
 from .latency import LatencyCurve, break_even, measure_forward_latency, predicted_seconds
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # oneDNN's and ATen's instruction-set caps
 LATENCY_N = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 17, 21, 25, 32)
 
 
@@ -51,6 +53,8 @@ def machine_features(device: str = "cpu") -> dict:
     info["flags"] = {flag: flag in flags for flag in CPU_FLAGS} if flags else None
     capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
     info["torch_cpu_capability"] = capability() if capability else None
+    # Kernels can be held below what the CPU offers (e.g. to stand in for an AVX2-only CPU).
+    info["isa_limits"] = {k: os.environ[k] for k in ISA_LIMITS if os.environ.get(k)} or None
     return info
 
 
@@ -138,6 +142,9 @@ class DoctorReport:
             flags = m.get("flags") or {}
             have = ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in flags.items()) or "unknown (no /proc/cpuinfo)"
             lines.append(f"CPU: {m['cpu']}; {m['threads']} threads; {have}; torch kernels: {m.get('torch_cpu_capability')}")
+            if m.get("isa_limits"):
+                lines.append("Kernels limited by " + " ".join(f"{k}={v}" for k, v in m["isa_limits"].items())
+                             + ": the figures stand for a CPU without the instructions above that limit.")
         lines += ["", "## t(n) / t(1): the cost of one call over n new tokens", "",
                   "| dtype | t(1) ms | " + " | ".join(f"n={n}" for n in (2, 5, 9, 17, 25, 32)) + " |",
                   "|---|---|" + "---|" * 6]

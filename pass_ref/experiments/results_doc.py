@@ -35,6 +35,10 @@ def _machine(config: dict) -> str:
         return m["gpu"]
     flags = m.get("flags") or {}
     bf16 = "with AVX-512 BF16" if flags.get("avx512_bf16") else ("AVX-512 without BF16" if flags.get("avx512f") else "AVX2 only, no AVX-512")
+    limits = m.get("isa_limits")
+    if limits:  # the CPU's features held back: stands for a smaller CPU
+        held = " ".join(f"{k}={v}" for k, v in limits.items())
+        return f"{m.get('cpu', '?')}, {m.get('threads', '?')} threads, {bf16} but kernels limited by {held} (stands for a CPU without them)"
     return f"{m.get('cpu', '?')}, {m.get('threads', '?')} threads, {bf16}"
 
 
@@ -211,13 +215,20 @@ def doctor_section(results: Path) -> list[str]:
     lines = []
     for path in sorted(results.glob("doctor/*.json")):
         data = _load(path)
+        ns = (2, 5, 9, 17, 25, 32)
         lines += [f"### {_machine({'machine': data['machine']})} ({path.name})", "",
-                  "| method | L or drafts | dtype | tokens / call | predicted × over AR | predicted ms / token |", "|---|---|---|---|---|---|"]
+                  "| dtype | t(1) ms | " + " | ".join(f"t({n})/t(1)" for n in ns) + " |", "|---|---|" + "---|" * len(ns)]
+        for dtype, c in data["curves"].items():
+            t = dict(zip(c["new_tokens"], c["seconds"]))
+            lines.append(f"| {dtype} | {1e3 * t[1]:.1f} | " + " | ".join(f"{t[n] / t[1]:.2f}" if n in t else "–" for n in ns) + " |")
+        lines += ["", "| method | L or drafts | dtype | tokens / call | predicted × over AR | predicted ms / token |", "|---|---|---|---|---|---|"]
         for r in data["rows"]:
             lines.append(f"| {r['method']} | {r['L'] if r['L'] is not None else '–'} | {r['dtype']} | {r['tokens_per_call']:.2f} | "
                          f"{r['predicted_speedup']:.2f} | {r['ms_per_token']:.1f} |")
         best = data["recommendation"]
-        lines += ["", f"Recommendation: {best['method']} in {best['dtype']}. Command: `python -m pass_ref doctor --out {path.relative_to(results.parent)}`.", ""]
+        env = " ".join(f"{k}={v}" for k, v in (data["machine"].get("isa_limits") or {}).items())
+        lines += ["", f"Recommendation: {best['method']} in {best['dtype']}. Command: "
+                  f"`{env + ' ' if env else ''}python -m pass_ref doctor --out {path.relative_to(results.parent)}`.", ""]
     return lines
 
 
