@@ -261,21 +261,24 @@ def test_from_pretrained_hub_id_from_the_local_cache(tiny, tmp_path):
 def test_real_model_greedy_equals_generate(real_model):
     model, tokenizer = real_model
     la = pass_ref.load_lookahead("code", 4, model=model)
-    stop = StoppingCriteriaList([StopStringCriteria(tokenizer, ["return"])])
-    EOS = "eos"  # replaced by the 9th token of the prompt's free greedy completion, so EOS really cuts
+    EOS, STOP = "eos", "stop"  # replaced by a token / a string of the prompt's free greedy completion, so they really cut
     cases = [  # (options of generate, PaSS-only options, route)
         (dict(), dict(), pass_decoding),
         (dict(eos_token_id=EOS), dict(), pass_decoding),
         (dict(eos_token_id=EOS), dict(fused=True, prompt_lookup=True), pass_decoding),
-        (dict(stop_strings=["return"], tokenizer=tokenizer), dict(), "folder"),
-        (dict(stop_strings=["return"], tokenizer=tokenizer), dict(fused=True), "folder"),
+        (dict(stop_strings=STOP, tokenizer=tokenizer), dict(), "folder"),
+        (dict(stop_strings=STOP, tokenizer=tokenizer), dict(fused=True), "folder"),
         (dict(), dict(fused=True), pass_decoding),
     ]
     stopped_early = 0
     for prompt, (options, pass_options, route) in zip(humaneval_prompts(len(cases)), cases):
         ids = tokenizer(prompt, return_tensors="pt").input_ids
+        free = model.generate(ids, max_new_tokens=30, do_sample=False)[0, ids.shape[1]:].tolist()
         if options.get("eos_token_id") == EOS:
-            options = {**options, "eos_token_id": model.generate(ids, max_new_tokens=9, do_sample=False)[0, -1].item()}
+            options = {**options, "eos_token_id": free[8]}
+        if options.get("stop_strings") == STOP:  # the first visible two-token piece after the 10th token
+            text = next(t for k in range(10, 28) if len(t := tokenizer.decode(free[k:k + 2]).strip()) >= 3)
+            options = {**options, "stop_strings": [text]}
         ref = model.generate(ids, max_new_tokens=40, do_sample=False, **options)
         if route == "folder":
             out = model.generate(ids, custom_generate=str(custom_generate_dir()), trust_remote_code=True, lookahead=la,
@@ -285,9 +288,10 @@ def test_real_model_greedy_equals_generate(real_model):
         assert torch.equal(out, ref), (options, pass_options, route)
         stopped_early += out.shape[1] < ids.shape[1] + 40
         if "stop_strings" in options:  # with the callable: the criterion built by hand
+            stop = StoppingCriteriaList([StopStringCriteria(tokenizer, options["stop_strings"])])
             by_hand = model.generate(ids, custom_generate=pass_decoding, lookahead=la, max_new_tokens=40, do_sample=False, stopping_criteria=stop)
             assert torch.equal(by_hand, ref)
-    assert stopped_early >= 3  # EOS and the stop string really cut generations
+    assert stopped_early >= 4  # EOS and the stop strings really cut generations
 
 
 @pytest.mark.slow
