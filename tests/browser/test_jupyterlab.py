@@ -104,8 +104,10 @@ def _run_all(browser, url: str, token: str, name: str, timeout: float = 600):
     deadline = time.time() + 120
     while not browser.execute_script(
         "const app = window.jupyterapp; if (!app) return false;"
-        "const w = app.shell.currentWidget; return !!(w && w.sessionContext && w.sessionContext.session"
-        " && w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle');"
+        "const w = app.shell.currentWidget; return !!(w && w.context && w.context.path === arguments[0]"
+        " && w.content && w.content.widgets.length > 0 && w.sessionContext && w.sessionContext.session"
+        " && w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle');",
+        name,  # the notebook just opened, not the previous tab (whose idle kernel would let run-all hit the wrong one)
     ):
         assert time.time() < deadline, f"{name}: the notebook or its kernel did not come up"
         time.sleep(1)
@@ -120,6 +122,12 @@ def _run_all(browser, url: str, token: str, name: str, timeout: float = 600):
     ):
         assert time.time() < deadline, f"{name}: cells still running after {timeout} s"
         time.sleep(2)
+    ran = browser.execute_script(
+        "const w = window.jupyterapp.shell.currentWidget;"
+        "return w.context.path === arguments[0] && w.content.widgets.every(c => c.model.type !== 'code' || c.model.executionCount);",
+        name,
+    )
+    assert ran, f"{name}: run-all did not execute every code cell of this notebook"
     errors = browser.execute_script(
         "return [...document.querySelectorAll('.jp-OutputArea-output')]"
         ".filter(o => o.getAttribute('data-mime-type') === 'application/vnd.jupyter.stderr'"
