@@ -217,33 +217,35 @@ def pass_decoding(
     """
     from transformers.generation.utils import GenerateDecoderOnlyOutput
 
-    if lookahead is None:
-        raise ValueError("pass the look-ahead embeddings: model.generate(..., custom_generate=pass_decoding, lookahead=la)")
     called_with = _generate_arguments()
-    if called_with.get("assistant_model") is not None:
-        raise ValueError("`assistant_model`: PaSS drafts with look-ahead embeddings; drop the assistant model")
     streamer = streamer if streamer is not None else called_with.get("streamer")
-    _check_request(model, input_ids, generation_config, synced_gpus, model_kwargs)
-    sampling = sampling_from_processors(logits_processor, bool(generation_config.do_sample))
-    drafter, K = pass_drafter(model, lookahead, num_lookahead, fused=fused, groups=groups, prompt_lookup=prompt_lookup,
-                              lookup_tokens=lookup_tokens, max_ngram=max_ngram)
-    prompt = input_ids[0].tolist()
-    max_new_tokens = generation_config.max_length - len(prompt)
-    if max_new_tokens < 1:
-        raise ValueError(f"max_length {generation_config.max_length} leaves no room after the {len(prompt)}-token prompt")
-    criteria = list(stopping_criteria or ())
+    try:  # generate has put the prompt into the streamer: end it whatever happens, or a reader waits forever
+        if lookahead is None:
+            raise ValueError("pass the look-ahead embeddings: model.generate(..., custom_generate=pass_decoding, lookahead=la)")
+        if called_with.get("assistant_model") is not None:
+            raise ValueError("`assistant_model`: PaSS drafts with look-ahead embeddings; drop the assistant model")
+        _check_request(model, input_ids, generation_config, synced_gpus, model_kwargs)
+        sampling = sampling_from_processors(logits_processor, bool(generation_config.do_sample))
+        drafter, K = pass_drafter(model, lookahead, num_lookahead, fused=fused, groups=groups, prompt_lookup=prompt_lookup,
+                                  lookup_tokens=lookup_tokens, max_ngram=max_ngram)
+        prompt = input_ids[0].tolist()
+        max_new_tokens = generation_config.max_length - len(prompt)
+        if max_new_tokens < 1:
+            raise ValueError(f"max_length {generation_config.max_length} leaves no room after the {len(prompt)}-token prompt")
+        criteria = list(stopping_criteria or ())
 
-    def stop(new_tokens) -> bool:  # generate's criteria, asked after every committed token
-        ids = torch.tensor([prompt + list(new_tokens)], device=input_ids.device)  # (1, T + n)
-        return any(bool(criterion(ids, None).any()) for criterion in criteria)
+        def stop(new_tokens) -> bool:  # generate's criteria, asked after every committed token
+            ids = torch.tensor([prompt + list(new_tokens)], device=input_ids.device)  # (1, T + n)
+            return any(bool(criterion(ids, None).any()) for criterion in criteria)
 
-    def on_tokens(tokens) -> None:
-        streamer.put(torch.tensor(tokens))
+        def on_tokens(tokens) -> None:
+            streamer.put(torch.tensor(tokens))
 
-    out = speculative_loop(model, input_ids, drafter, num_draft_tokens=K, max_new_tokens=max_new_tokens, sampling=sampling,
-                           stop=stop, generator=generator, on_tokens=on_tokens if streamer is not None else None)
-    if streamer is not None:
-        streamer.end()
+        out = speculative_loop(model, input_ids, drafter, num_draft_tokens=K, max_new_tokens=max_new_tokens, sampling=sampling,
+                               stop=stop, generator=generator, on_tokens=on_tokens if streamer is not None else None)
+    finally:
+        if streamer is not None:
+            streamer.end()
     sequences = out.sequences[None].to(input_ids.device)  # (1, T + N)
     if generation_config.return_dict_in_generate:
         return GenerateDecoderOnlyOutput(sequences=sequences)

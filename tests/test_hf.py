@@ -140,6 +140,10 @@ def test_refused_batch_padding_assistant_and_missing_lookahead(tiny):
         model.generate(PROMPT, custom_generate=pass_decoding, lookahead=la, max_new_tokens=4, assistant_model=model)
     with pytest.raises(ValueError, match="lookahead"):
         model.generate(PROMPT, custom_generate=pass_decoding, max_new_tokens=4)
+    streamer = RecordingStreamer()  # a refusal still ends the streamer generate has started
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        model.generate(PROMPT, custom_generate=pass_decoding, lookahead=la, max_new_tokens=4, repetition_penalty=1.2, streamer=streamer)
+    assert streamer.puts == [PROMPT[0].tolist()] and streamer.ended == 1
 
 
 # --- sampling: the enumerated-law test through generate, with its negative control -------------
