@@ -6,86 +6,57 @@ then verifies the draft with speculative sampling, so the output follows the mod
 own distribution exactly.
 
 Notation (used in every module and notebook; **q is the target model**, as in the
-paper's Algorithm 1; Leviathan et al. and transformers call the target p):
+paper's Algorithm 1; Leviathan et al. and transformers call the target p). The full
+glossary is in ``docs/architecture.md``.
 
 =====================  ====================================  ==========================
 paper                  meaning                               code
 =====================  ====================================  ==========================
-q(· | x_1..x_n)        target model's next-token law         ``target_probs`` / ``q``
-p_LA,i                 look-ahead (draft) law at [LA]_i      ``draft_probs`` / ``p``
+q(· | x_1..x_n)        target model's next-token law         ``q`` / ``target_probs``
+p_LA,i                 look-ahead (draft) law at [LA]_i      ``p`` / ``draft_probs``
 [LA]_1..[LA]_L         look-ahead embeddings                 ``LookaheadEmbeddings``
-L                      number of look-ahead tokens           ``num_lookahead``
+L                      number of look-ahead tokens           ``L`` (keyword ``num_lookahead``)
+K                      drafts verified by one call           ``K`` (keyword ``num_draft_tokens``)
 x_{n+1}                exact token of the drafting call      ``Draft.exact``
-x̃_1..x̃_L               draft tokens                          ``Draft.tokens``
-r ~ U[0, 1]            acceptance uniforms                   inside ``verify_drafts``
-n accepted             accepted prefix length                ``num_accepted`` / ``n``
+x̃_1..x̃_K               draft tokens                          ``Draft.tokens``
+n                      accepted drafts of an iteration       ``n``
 =====================  ====================================  ==========================
 
 Paper indices are 1-based (x̃_1..x̃_L); code indices are 0-based (``tokens[0]`` is x̃_1).
+
+The core is imported here; ``pass_ref.training``, ``pass_ref.experiments`` and
+``pass_ref.course`` are imported by name.
 """
 
-from .cache import CachedModel
-from .training.corpora import Corpus, heldout_prompts, load_corpus, tokenize_windows
-from .decoding import autoregressive_generate, pass_generate, prompt_lookup_generate, speculative_generate, speculative_loop
-from .drafters import Draft, DraftModelDrafter, HybridDrafter, LookaheadDrafter, PromptLookupDrafter, lookahead_logits
-from .fused import FusedLookaheadDrafter, group_attention_mask, group_position_ids
-from .experiments.evaluation import AcceptanceResult, compare_lookaheads, measure_acceptance
+from . import hf
+from .baselines import prompt_lookup_generate, speculative_generate
+from .cache import CachedModel, ExtraInputs
+from .config import DecodingConfig
+from .drafters.base import Draft, Drafter, DraftState, NoDrafter
+from .drafters.draft_model import DraftModelDrafter
+from .drafters.fused import FusedLookaheadDrafter, group_attention_mask, group_position_ids
+from .drafters.lookahead import LookaheadDrafter, lookahead_logits
+from .drafters.lookup import HybridDrafter, PromptLookupDrafter
+from .generate import autoregressive_generate, pass_generate
 from .lookahead import LookaheadEmbeddings
+from .loop import decode
+from .methods import METHODS, make_drafter, register
 from .models import default_gguf_path, load_model, tiny_llama, truncated_draft_model
 from .outputs import GenerationOutput, GenerationStats, IterationRecord
 from .sampling import SamplingConfig, logits_to_probs, sample
-from .training.train import TrainConfig, TrainHistory, evaluate_loss, lookahead_loss, train_lookahead
 from .trained import load_lookahead
 from .verify import acceptance_probs, residual_distribution, verify_drafts
 from .viz import highlight_html, highlight_terminal, summary_line
-from . import hf  # noqa: E402  (model.generate(custom_generate=pass_ref.hf.pass_decoding, ...))
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AcceptanceResult",
-    "CachedModel",
-    "Corpus",
-    "Draft",
-    "DraftModelDrafter",
-    "FusedLookaheadDrafter",
-    "HybridDrafter",
-    "GenerationOutput",
-    "GenerationStats",
-    "IterationRecord",
-    "LookaheadDrafter",
-    "LookaheadEmbeddings",
-    "PromptLookupDrafter",
-    "SamplingConfig",
-    "TrainConfig",
-    "TrainHistory",
-    "acceptance_probs",
-    "autoregressive_generate",
-    "compare_lookaheads",
-    "default_gguf_path",
-    "evaluate_loss",
-    "group_attention_mask",
-    "group_position_ids",
-    "heldout_prompts",
-    "highlight_html",
-    "highlight_terminal",
-    "load_corpus",
-    "load_lookahead",
-    "load_model",
-    "logits_to_probs",
-    "lookahead_logits",
-    "lookahead_loss",
-    "measure_acceptance",
-    "pass_generate",
-    "prompt_lookup_generate",
-    "residual_distribution",
-    "sample",
-    "speculative_generate",
-    "speculative_loop",
-    "summary_line",
-    "tiny_llama",
-    "tokenize_windows",
-    "train_lookahead",
-    "truncated_draft_model",
+    "METHODS", "CachedModel", "DecodingConfig", "Draft", "DraftModelDrafter", "DraftState", "Drafter", "ExtraInputs",
+    "FusedLookaheadDrafter", "GenerationOutput", "GenerationStats", "HybridDrafter", "IterationRecord",
+    "LookaheadDrafter", "LookaheadEmbeddings", "NoDrafter", "PromptLookupDrafter", "SamplingConfig",
+    "acceptance_probs", "autoregressive_generate", "decode", "default_gguf_path", "group_attention_mask",
+    "group_position_ids", "hf", "highlight_html", "highlight_terminal", "load_lookahead", "load_model",
+    "logits_to_probs", "lookahead_logits", "make_drafter", "pass_generate", "prompt_lookup_generate", "register",
+    "residual_distribution", "sample", "speculative_generate", "summary_line", "tiny_llama", "truncated_draft_model",
     "verify_drafts",
 ]

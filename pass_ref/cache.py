@@ -3,34 +3,33 @@
 ``CachedModel`` wraps a causal LM, its ``DynamicCache`` and the list of token ids whose
 keys/values the cache holds. Its verbs:
 
-- ``forward(tokens, extra_embeds=None)``: run the model on tokens that have no KV yet,
-  optionally followed by extra input vectors (PaSS's look-ahead embeddings); the extra
-  positions' KV is cropped right after the call (Algorithm 1, step 1), so the cache
-  only ever holds real tokens;
+- ``forward(tokens, extra=None, keep=None)``: run the model on tokens that have no KV yet,
+  optionally followed by ``ExtraInputs`` (PaSS's look-ahead embeddings, one-call PaSS's
+  groups); the extra positions' KV is cropped right after the call (Algorithm 1, step 1),
+  so the cache only ever holds real tokens;
 - ``rollback(length)``: crop the cache back to its first ``length`` tokens (rejected
   drafts, Algorithm 1 step 3);
 - ``sync(sequence)``: crop to the longest common prefix with ``sequence`` and return
-  the tokens that still need a forward pass (used by a draft model's own cache).
+  the tokens that still need a forward pass (a draft model's own cache).
 
 Invariant after every call: ``len(self.tokens) == self.cache.get_seq_length()``.
-Transformers 5 API: the cache is passed as ``cache=``, positions follow
-from the cache length, ``crop(-k)`` removes the last k positions.
+Transformers 5 API: the cache is passed as ``cache=``, positions follow from the cache
+length, ``crop(-k)`` removes the last k positions.
 
-Shapes: ``T`` new tokens, ``M`` extra vectors, ``D`` hidden size, ``V`` vocabulary.
+Shapes: ``P`` cached positions, ``T`` new tokens, ``M`` extra vectors, ``D`` hidden size,
+``V`` vocabulary.
 """
 
 from __future__ import annotations
 
-import time
+import contextlib
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 from transformers import DynamicCache
 
-
-def context_length(model) -> int | None:
-    """The model's maximum number of positions, if its config states one."""
-    return getattr(model.config, "max_position_embeddings", None)
+from .checks import context_length
 
 
 def input_device(model) -> torch.device:
@@ -38,14 +37,27 @@ def input_device(model) -> torch.device:
     return model.get_input_embeddings().weight.device
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued CUDA work on ``device`` (a no-op elsewhere) before reading a clock."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+@dataclass
+class ExtraInputs:
+    """Input vectors that follow a call's real tokens and leave no KV behind.
+
+    ``position_ids`` and ``attention_mask`` (given together) replace the default layout
+    (positions continue the cache, attention is causal); ``context`` is entered around the
+    call (deep look-ahead adds its per-layer vectors inside it).
+    """
+
+    embeds: torch.Tensor  # (M, D)
+    position_ids: torch.Tensor | None = None  # (1, T + M)
+    attention_mask: torch.Tensor | None = None  # additive (1, 1, T + M, P + T + M)
+    context: contextlib.AbstractContextManager = field(default_factory=contextlib.nullcontext)
+
+    def __post_init__(self) -> None:
+        if (self.position_ids is None) != (self.attention_mask is None):
+            raise ValueError("give position_ids and attention_mask together (a custom layout needs both)")
 
 
 class CachedModel:
-    """A frozen causal LM with its KV cache and call statistics."""
+    """A frozen causal LM with its KV cache and call counters."""
 
     def __init__(self, model) -> None:
         self.model = model
@@ -54,69 +66,51 @@ class CachedModel:
         self.device = input_device(model)
         self.max_positions = context_length(model)
         self.calls = 0  # forward passes made
-        self.forward_time_s = 0.0  # seconds spent inside forward passes (exact on CPU)
         self.call_sizes: list[int] = []  # inputs (tokens + extra vectors) of each call
 
     @property
     def length(self) -> int:
         return len(self.tokens)
 
-    def forward(
-        self,
-        tokens: Sequence[int],
-        extra_embeds: torch.Tensor | None = None,
-        *,
-        position_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        keep: int | None = None,
-    ) -> torch.Tensor:
-        """Logits for ``tokens`` (then ``extra_embeds``), appending the tokens' KV.
+    def forward(self, tokens: Sequence[int], extra: ExtraInputs | None = None, *, keep: int | None = None) -> torch.Tensor:
+        """Logits for ``tokens`` (then ``extra``), appending the tokens' KV.
 
         Args:
             tokens: T >= 1 ids with no KV yet (the cache's continuation).
-            extra_embeds: optional (M, D) input vectors placed after the tokens; their KV
-                is discarded before returning.
-            position_ids, attention_mask: optional (1, T + M) positions and additive
-                (1, 1, T + M, P + T + M) mask (one-call PaSS, ``pass_ref.fused``); by
-                default positions continue the cache and attention is causal.
-            keep: compute logits for the last ``keep`` inputs only (the LM head is a large
-                share of a call over a long prompt); None keeps all.
+            extra: optional inputs placed after the tokens; their KV is discarded before returning.
+            keep: compute logits for the last ``keep`` tokens only (and every extra input):
+                the LM head is a large share of a call over a long prompt. None keeps all.
         Returns:
-            (T + M, V) logits, or (keep, V); row i predicts the token after its input.
+            (T + M, V) logits, or (keep + M, V); row i predicts the token after its input.
         """
         tokens = list(tokens)
-        M = 0 if extra_embeds is None else extra_embeds.shape[0]
-        T = len(tokens)
+        T, M = len(tokens), 0 if extra is None else extra.embeds.shape[0]
         if T == 0:
             raise ValueError("forward needs at least one new token")
         if self.max_positions is not None and self.length + T + M > self.max_positions:
-            raise ValueError(
-                f"sequence of {self.length + T + M} positions exceeds the model's context of "
-                f"{self.max_positions}"
-            )
+            raise ValueError(f"sequence of {self.length + T + M} positions exceeds the model's context of {self.max_positions}")
+        if keep is not None and not 1 <= keep <= T:
+            raise ValueError(f"keep must be in 1..{T}, got {keep}")
         ids = torch.tensor([tokens], dtype=torch.long, device=self.device)  # (1, T)
-        start = time.perf_counter()
-        if (position_ids is None) != (attention_mask is None):
-            raise ValueError("give position_ids and attention_mask together (a custom layout needs both)")
-        layout = {} if position_ids is None else {"position_ids": position_ids, "attention_mask": attention_mask}
+        kwargs = {"cache": self.cache, "use_cache": True}
         if keep is not None:
-            if not 1 <= keep <= T + M:
-                raise ValueError(f"keep must be in 1..{T + M}, got {keep}")
-            layout["logits_to_keep"] = keep
-        if extra_embeds is None:
-            out = self.model(input_ids=ids, cache=self.cache, use_cache=True, **layout)
+            kwargs["logits_to_keep"] = keep + M
+        if extra is None:
+            out = self.model(input_ids=ids, **kwargs)
         else:
+            if extra.position_ids is not None:
+                kwargs.update(position_ids=extra.position_ids, attention_mask=extra.attention_mask)
             embeds = self.model.get_input_embeddings()(ids)  # (1, T, D)
-            extra = extra_embeds.to(dtype=embeds.dtype, device=embeds.device)[None]  # (1, M, D)
-            out = self.model(inputs_embeds=torch.cat([embeds, extra], dim=1), cache=self.cache, use_cache=True, **layout)
-        self.forward_time_s += time.perf_counter() - start
+            vectors = extra.embeds.to(dtype=embeds.dtype, device=embeds.device)[None]  # (1, M, D)
+            with extra.context:
+                out = self.model(inputs_embeds=torch.cat([embeds, vectors], dim=1), **kwargs)
         self.calls += 1
         self.call_sizes.append(T + M)
         self.tokens.extend(tokens)
         if M:
             self.cache.crop(-M)  # look-ahead KV is never kept
         self._check()
-        return out.logits[0]  # (T + M or keep, V)
+        return out.logits[0]  # (T + M or keep + M, V)
 
     def rollback(self, length: int) -> None:
         """Keep only the first ``length`` cached tokens."""

@@ -19,9 +19,12 @@ from pathlib import Path
 
 import torch
 
-from . import autoregressive_generate, load_model, pass_generate, speculative_generate, truncated_draft_model
+from .config import DecodingConfig
+from .generate import autoregressive_generate, pass_generate
 from .lookahead import LookaheadEmbeddings
-from .training.train import TrainConfig
+from .loop import decode
+from .methods import METHODS, make_drafter
+from .models import load_model, truncated_draft_model
 from .trained import load_lookahead
 from .viz import highlight_terminal, legend_terminal, summary_line
 
@@ -46,26 +49,30 @@ def _encode(tokenizer, prompt: str) -> torch.Tensor:
 
 
 def cmd_generate(args) -> int:
+    """Complete a prompt with any method of the table and highlight where each token came from."""
+    from .experiments.timing import timed
+
+    method = METHODS[args.method]
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
     ids = _encode(tokenizer, args.prompt)
-    common = dict(
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        eos_token_id=None if args.ignore_eos else tokenizer.eos_token_id,
-        seed=args.seed,
+    config = DecodingConfig.from_options(
+        model, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        eos_token_id=None if args.ignore_eos else tokenizer.eos_token_id, seed=args.seed,
     )
-    if args.method == "ar":
-        out = autoregressive_generate(model, ids, **common)
-    elif args.method == "pass":
-        out = pass_generate(model, resolve_lookahead(args.lookahead, model), ids, **common)
-    else:
-        draft = truncated_draft_model(model, args.draft_layers)
-        out = speculative_generate(model, draft, ids, num_draft_tokens=args.num_draft_tokens, **common)
+    options = {}
+    if "num_lookahead" in method.options and not method.needs_lookahead:  # the [UNK] baseline: --lookahead is its L
+        if not args.lookahead.isdigit():
+            raise ValueError(f"--method {method.name} takes --lookahead L (an integer), got {args.lookahead!r}")
+        options["num_lookahead"] = int(args.lookahead)
+    if "num_draft_tokens" in method.options:
+        options["num_draft_tokens"] = args.num_draft_tokens
+    if "draft_model" in method.options:
+        options["draft_model"] = truncated_draft_model(model, args.draft_layers)
+    lookahead = resolve_lookahead(args.lookahead, model) if method.needs_lookahead else None
+    out, timing = timed(lambda: decode(model, make_drafter(method.name, model, lookahead, **options), ids, config), model)
     print(args.prompt + highlight_terminal(out, tokenizer))
     print(legend_terminal())
-    print(summary_line(out, args.method))
+    print(summary_line(out, method.name, seconds=timing.wall_s))
     return 0
 
 
@@ -73,7 +80,7 @@ def cmd_demo(args) -> int:
     from .experiments.data import humaneval_prompts
 
     prompt = humaneval_prompts()[args.problem]
-    print(f"Loading the default model (SmolLM2-135M-Instruct, float32) ...")
+    print("Loading the default model (SmolLM2-135M-Instruct, float32) ...")
     model, tokenizer = load_model(args.model, dtype=torch.float32)
     ids = _encode(tokenizer, prompt)
     lookahead = load_lookahead("code", 4, model=model)
@@ -108,16 +115,22 @@ def cmd_overhead(args) -> int:
 
     from .experiments.data import humaneval_prompts
     from .experiments.doctor import machine_features, method_table
+    from .experiments.timing import timed
 
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype])
-    lookahead = load_lookahead("code", args.lookahead, recipe=args.recipe, model=model) if args.model is None else LookaheadEmbeddings.from_token(model, args.lookahead)
+    lookahead = (
+        load_lookahead("code", args.lookahead, recipe=args.recipe, model=model)
+        if args.model is None
+        else LookaheadEmbeddings.from_token(model, args.lookahead)
+    )
     methods = method_table(model, lookahead, args.lookahead)
     rows: dict[str, list] = {name: [] for name in methods}
     for prompt in humaneval_prompts(args.prompts):
         ids = _encode(tokenizer, prompt)
         for name, (_, run) in methods.items():
-            s = run(ids, args.max_new_tokens).stats
-            rows[name].append((s.wall_time_s / s.iterations, s.forward_time_s / s.iterations, s.overhead_fraction, s.calls_per_token))
+            out, t = timed(lambda run=run, ids=ids: run(ids, args.max_new_tokens), model)
+            s = out.stats
+            rows[name].append((t.wall_s / s.iterations, t.forward_s / s.iterations, t.overhead_fraction, s.calls_per_token))
     print(f"{args.dtype}, {args.prompts} HumanEval prompts x {args.max_new_tokens} tokens, medians over prompts")
     print(f"{'method':<20}{'wall ms/iter':>14}{'forward ms/iter':>17}{'overhead':>10}{'calls/token':>13}")
     table = {}
@@ -126,8 +139,15 @@ def cmd_overhead(args) -> int:
         table[name] = {"wall_ms_per_iteration": wall * 1e3, "forward_ms_per_iteration": fwd * 1e3, "overhead": over, "calls_per_token": cpt}
         print(f"{name:<20}{wall * 1e3:>14.2f}{fwd * 1e3:>17.2f}{over:>10.1%}{cpt:>13.3f}")
     if args.out:
-        payload = {"command": "python -m pass_ref " + " ".join(sys.argv[1:]), "dtype": args.dtype, "prompts": args.prompts,
-                   "max_new_tokens": args.max_new_tokens, "L": args.lookahead, "machine": machine_features("cpu"), "rows": table}
+        payload = {
+            "command": "python -m pass_ref " + " ".join(sys.argv[1:]),
+            "dtype": args.dtype,
+            "prompts": args.prompts,
+            "max_new_tokens": args.max_new_tokens,
+            "L": args.lookahead,
+            "machine": machine_features("cpu"),
+            "rows": table,
+        }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(payload, indent=1), encoding="utf-8")
     return 0
@@ -139,8 +159,8 @@ def cmd_train(args) -> int:
     import shutil
     import time
 
-    from .training.corpora import load_corpus, tokenize_windows
     from .experiments.evaluation import heldout_report
+    from .training.corpora import load_corpus, tokenize_windows
     from .training.train import TrainConfig, train_lookahead
 
     out = Path(args.out)
@@ -172,8 +192,15 @@ def cmd_train(args) -> int:
     lookahead, history = train_lookahead(model, tokenizer, windows, config, checkpoint=partial / "state.pt")
     minutes = (time.perf_counter() - start) / 60
     report = heldout_report(
-        model, tokenizer, lookahead, args.domain, seq_len=config.seq_len, windows=args.eval_windows,
-        prompts=args.eval_prompts, new_tokens=args.eval_tokens, seed=args.seed,
+        model,
+        tokenizer,
+        lookahead,
+        args.domain,
+        seq_len=config.seq_len,
+        windows=args.eval_windows,
+        prompts=args.eval_prompts,
+        new_tokens=args.eval_tokens,
+        seed=args.seed,
     )
     lookahead.metadata.update(
         {
@@ -195,10 +222,14 @@ def cmd_train(args) -> int:
     (out / "history.json").write_text(json.dumps(history_json) + "\n")
     shutil.rmtree(partial)
     greedy = report["heldout_greedy"]
-    print(f"trained in {minutes:.1f} min; held-out loss {report['heldout_loss']:.3f}, "
-          f"top-1 accuracy per [LA]_i {report['heldout_top1_accuracy']}")
-    print(f"greedy PaSS on {greedy['prompts']} held-out prompts: acceptance {greedy['acceptance']}, "
-          f"{greedy['tokens_per_call']:.3f} tokens per model call")
+    print(
+        f"trained in {minutes:.1f} min; held-out loss {report['heldout_loss']:.3f}, "
+        f"top-1 accuracy per [LA]_i {report['heldout_top1_accuracy']}"
+    )
+    print(
+        f"greedy PaSS on {greedy['prompts']} held-out prompts: acceptance {greedy['acceptance']}, "
+        f"{greedy['tokens_per_call']:.3f} tokens per model call"
+    )
     print(f"saved to {out}")
     return 0
 
@@ -226,24 +257,40 @@ def cmd_bench(args) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda but torch sees no CUDA device")
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
-    wants_trained = {"pass", "pass-fused", "hybrid"} & set(args.methods)
+    wants_trained = any(METHODS[m].needs_lookahead for m in args.methods if m in METHODS)
     trained = trained_lookaheads(model, args.task, args.lookahead, args.trained, args.recipe) if wants_trained else None
     command = "python -m pass_ref " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
     result = benchmark(
-        model, tokenizer, task=args.task, prompts=args.prompts, max_new_tokens=args.max_new_tokens,
-        lookaheads=args.lookahead, unk_lookaheads=args.unk_lookahead, temperatures=args.temperature,
-        top_k=args.top_k, methods=args.methods, num_draft_tokens=args.num_draft_tokens,
-        draft_layers=args.draft_layers, prompt_lookup_tokens=args.prompt_lookup_tokens, groups=args.groups,
-        hybrid_groups=args.hybrid_groups, trained=trained, recipe=args.recipe,
-        latency=not args.no_latency, out=args.out, command=command, seed=args.seed,
+        model,
+        tokenizer,
+        task=args.task,
+        prompts=args.prompts,
+        max_new_tokens=args.max_new_tokens,
+        lookaheads=args.lookahead,
+        unk_lookaheads=args.unk_lookahead,
+        temperatures=args.temperature,
+        top_k=args.top_k,
+        methods=args.methods,
+        num_draft_tokens=args.num_draft_tokens,
+        draft_layers=args.draft_layers,
+        prompt_lookup_tokens=args.prompt_lookup_tokens,
+        groups=args.groups,
+        hybrid_groups=args.hybrid_groups,
+        trained=trained,
+        recipe=args.recipe,
+        latency=not args.no_latency,
+        out=args.out,
+        command=command,
+        seed=args.seed,
     )
     print(format_markdown(result.rows))
     status = "complete" if result.completed else "INTERRUPTED (partial results saved)"
-    print(f"{args.task}: {args.prompts} prompts x {args.max_new_tokens} tokens, {args.dtype} on {args.device}; "
-          f"{result.minutes:.1f} min, {status}")
+    print(
+        f"{args.task}: {args.prompts} prompts x {args.max_new_tokens} tokens, {args.dtype} on {args.device}; "
+        f"{result.minutes:.1f} min, {status}"
+    )
     if args.out:
-        print(f"written to {args.out}/ (summary.md, summary.csv, results.json, records.jsonl, "
-              f"{len(result.figures)} figures)")
+        print(f"written to {args.out}/ (summary.md, summary.csv, results.json, records.jsonl, {len(result.figures)} figures)")
     return 0 if result.completed else 130
 
 
@@ -265,8 +312,17 @@ def cmd_humaneval(args) -> int:
     lookahead = trained_lookaheads(model, "humaneval", [args.num_lookahead], args.lookahead, args.recipe)[args.num_lookahead]
     command = "python -m pass_ref " + " ".join(sys.argv[1:])
     tables = run_table2(
-        model, tokenizer, lookahead, args.out, problems=problems, max_new_tokens=args.max_new_tokens,
-        top_k=args.top_k, timeout=args.timeout, seed=args.seed, model_name=args.model or "SmolLM2-135M-Instruct", command=command,
+        model,
+        tokenizer,
+        lookahead,
+        args.out,
+        problems=problems,
+        max_new_tokens=args.max_new_tokens,
+        top_k=args.top_k,
+        timeout=args.timeout,
+        seed=args.seed,
+        model_name=args.model or "SmolLM2-135M-Instruct",
+        command=command,
     )
     print(format_table2(tables, args.model or "SmolLM2-135M-Instruct"))
     print(f"written to {args.out}/ (completions.jsonl, table2.json, table2.md)")
@@ -279,8 +335,16 @@ def cmd_doctor(args) -> int:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda but torch sees no CUDA device")
-    report = run_doctor(args.model, lookahead_dir=args.lookahead, recipe=args.recipe, device=args.device, L=args.num_lookahead,
-                        prompts=args.prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats)
+    report = run_doctor(
+        args.model,
+        lookahead_dir=args.lookahead,
+        recipe=args.recipe,
+        device=args.device,
+        L=args.num_lookahead,
+        prompts=args.prompts,
+        max_new_tokens=args.max_new_tokens,
+        repeats=args.repeats,
+    )
     print(report.format())
     if args.out:
         save_report(report, args.out)
@@ -309,13 +373,15 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .training.train import TrainConfig
+
     parser = argparse.ArgumentParser(prog="python -m pass_ref", description="PaSS: parallel speculative sampling")
     parser.add_argument("--model", default=None, help="model id, directory or .gguf (default: SmolLM2-135M-Instruct)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="complete a prompt and highlight accepted drafts")
     gen.add_argument("prompt")
-    gen.add_argument("--method", choices=["pass", "ar", "spec"], default="pass")
+    gen.add_argument("--method", choices=list(METHODS), default="pass", help="a method of the table (pass_ref.METHODS)")
     gen.add_argument("--lookahead", default="4", help="L (untrained [UNK] vectors) or a saved directory")
     gen.add_argument("--temperature", type=float, default=0.0)
     gen.add_argument("--top-k", type=positive_int, default=None)
@@ -324,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     gen.add_argument("--device", default="cpu")
-    gen.add_argument("--num-draft-tokens", type=positive_int, default=4, help="drafts per iteration for --method spec")
+    gen.add_argument("--num-draft-tokens", type=positive_int, default=4, help="drafts per iteration for --method speculative / lookup")
     gen.add_argument("--draft-layers", type=positive_int, default=8, help="layers kept in the self-speculative draft model")
     gen.add_argument("--ignore-eos", action="store_true", help="always generate --max-new-tokens tokens")
     gen.set_defaults(func=cmd_generate)
@@ -355,10 +421,24 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seq-len", type=positive_int, default=128)
     tr.add_argument("--blocks", type=positive_int, default=16, help="insertion blocks per sequence sharing one masked pass")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--init", choices=["mean", "unk", "frequent"], default=TrainConfig.init, help="start: mean token embedding, UNK (paper), or frequent tokens")
-    tr.add_argument("--targets", choices=["data", "soft"], default=TrainConfig.targets, help="corpus tokens (paper) or the model's own distribution")
-    tr.add_argument("--data", choices=["corpus", "self-greedy", "self-sampled", "self-mixed"], default=TrainConfig.data, help="corpus text (paper) or the model's own continuations")
-    tr.add_argument("--distill-windows", type=int, default=TrainConfig.distill_windows, help="windows the model continues for --data self-*")
+    tr.add_argument(
+        "--init",
+        choices=["mean", "unk", "frequent"],
+        default=TrainConfig.init,
+        help="start: mean token embedding, UNK (paper), or frequent tokens",
+    )
+    tr.add_argument(
+        "--targets", choices=["data", "soft"], default=TrainConfig.targets, help="corpus tokens (paper) or the model's own distribution"
+    )
+    tr.add_argument(
+        "--data",
+        choices=["corpus", "self-greedy", "self-sampled", "self-mixed"],
+        default=TrainConfig.data,
+        help="corpus text (paper) or the model's own continuations",
+    )
+    tr.add_argument(
+        "--distill-windows", type=int, default=TrainConfig.distill_windows, help="windows the model continues for --data self-*"
+    )
     tr.add_argument("--deep", action=argparse.BooleanOptionalAction, default=TrainConfig.deep, help="per-layer look-ahead vectors")
     tr.add_argument("--checkpoint-every", type=positive_int, default=25)
     tr.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
@@ -368,27 +448,46 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-tokens", type=positive_int, default=64, help="tokens generated per held-out prompt")
     tr.set_defaults(func=cmd_train)
 
-    from .experiments.bench import METHODS
+    from .experiments.bench import all_methods as bench_methods
     from .experiments.bench_setup import TASKS
 
     be = sub.add_parser("bench", help="time every method on the same prompts (paper Tables 1-2)")
     be.add_argument("--task", choices=TASKS, default="humaneval", help="HumanEval prompts or 32-token held-out code/text")
     be.add_argument("--prompts", type=positive_int, default=None, help="number of prompts (default 20; --quick 3)")
     be.add_argument("--max-new-tokens", type=positive_int, default=None, help="tokens per generation (default 256; --quick 96)")
-    be.add_argument("--lookahead", type=lambda t: _number_list(t, positive_int), default=[4], help="L values for trained PaSS, e.g. 2,4,6,8")
-    be.add_argument("--unk-lookahead", type=lambda t: _number_list(t, positive_int), default=None, help="L values for [UNK] PaSS (default: --lookahead)")
+    be.add_argument(
+        "--lookahead", type=lambda t: _number_list(t, positive_int), default=[4], help="L values for trained PaSS, e.g. 2,4,6,8"
+    )
+    be.add_argument(
+        "--unk-lookahead", type=lambda t: _number_list(t, positive_int), default=None, help="L values for [UNK] PaSS (default: --lookahead)"
+    )
     be.add_argument("--temperature", type=_number_list, default=[0.0], help="temperatures, e.g. 0,0.2,0.5,0.8 (0 = greedy)")
     be.add_argument("--top-k", type=positive_int, default=10)
-    be.add_argument("--methods", type=lambda t: [m.strip() for m in t.split(",")], default=list(METHODS), help=",".join(METHODS))
+    be.add_argument(
+        "--methods", type=lambda t: [m.strip() for m in t.split(",")], default=list(bench_methods()), help=",".join(bench_methods())
+    )
     be.add_argument("--trained", default=None, help="directory of trained look-ahead embeddings (default: the shipped set)")
-    be.add_argument("--recipe", choices=["paper", "extended"], default="extended", help="which shipped sets (without --trained); the extended ones draft better")
+    be.add_argument(
+        "--recipe",
+        choices=["paper", "extended"],
+        default="extended",
+        help="which shipped sets (without --trained); the extended ones draft better",
+    )
     be.add_argument("--num-draft-tokens", type=positive_int, default=4, help="drafts per iteration of the draft-model baseline")
     be.add_argument("--draft-layers", type=positive_int, default=8, help="layers of the self-speculative draft model")
     be.add_argument("--prompt-lookup-tokens", type=positive_int, default=10, help="drafts per lookup (HF prompt lookup, ours, the hybrid)")
-    be.add_argument("--groups", type=lambda t: None if t == "all" else _number_list(t, int), default=[0, 1],
-                    help="one-call PaSS: accepted counts that get a look-ahead group, e.g. 0,1 or all")
-    be.add_argument("--hybrid-groups", type=lambda t: None if t == "all" else _number_list(t, int), default=[0],
-                    help="the same for the hybrid (one-call PaSS + prompt lookup)")
+    be.add_argument(
+        "--groups",
+        type=lambda t: None if t == "all" else _number_list(t, int),
+        default=[0, 1],
+        help="one-call PaSS: accepted counts that get a look-ahead group, e.g. 0,1 or all",
+    )
+    be.add_argument(
+        "--hybrid-groups",
+        type=lambda t: None if t == "all" else _number_list(t, int),
+        default=[0],
+        help="the same for the hybrid (one-call PaSS + prompt lookup)",
+    )
     be.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     be.add_argument("--device", default="cpu")
     be.add_argument("--out", default=None, help="directory for summary.md/.csv, results.json, records.jsonl and figures")
@@ -413,10 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
     he.add_argument("--out", required=True, help="directory for completions.jsonl, table2.json, table2.md")
     he.set_defaults(func=cmd_humaneval)
 
-    doc = sub.add_parser("doctor", help="will PaSS pay on this machine? t(n), predicted speed-ups, a recommendation (~2 min)")
+    doc = sub.add_parser("doctor", help="will PaSS pay on this machine? t(n), predicted speed-ups, a recommendation (a few minutes)")
     doc.add_argument("--lookahead", default=None, help="trained look-ahead directory (default: the shipped code set)")
     doc.add_argument("--num-lookahead", type=positive_int, default=4, help="L")
-    doc.add_argument("--recipe", choices=["paper", "extended"], default="extended", help="which shipped code set (the extended one drafts better)")
+    doc.add_argument(
+        "--recipe", choices=["paper", "extended"], default="extended", help="which shipped code set (the extended one drafts better)"
+    )
     doc.add_argument("--prompts", type=positive_int, default=2, help="HumanEval prompts decoded to record call sizes")
     doc.add_argument("--max-new-tokens", type=positive_int, default=64)
     doc.add_argument("--repeats", type=positive_int, default=5, help="timings per n (medians)")

@@ -4,7 +4,8 @@ transformers 5 lets a decoding loop replace ``generate``'s own while keeping eve
 ``generate`` prepares: the ``GenerationConfig`` merged with the call's arguments, the
 logits processors, the stopping criteria (``max_new_tokens``, ``eos_token_id``,
 ``stop_strings``, user criteria), the streamer. Two ways in, both running the package's
-one loop (``pass_ref.decoding.speculative_loop``) with ``pass_generate``'s drafter:
+one loop (``pass_ref.loop.decode``) with ``pass_generate``'s drafter, or with any method
+of the table (``method="lookup", method_options={"num_draft_tokens": 8}``):
 
     # a callable
     out = model.generate(ids, custom_generate=pass_ref.hf.pass_decoding, lookahead=la, max_new_tokens=64)
@@ -15,7 +16,8 @@ one loop (``pass_ref.decoding.speculative_loop``) with ``pass_generate``'s draft
 
 Exactness decides what is honoured. The accept/reject rule needs the target's processed
 law at every position, which ``SamplingConfig`` computes from temperature, top-k and
-top-p; any other logits processor (repetition penalty, min length, bad words, ...) would
+top-p (``sampling_from_processors`` fills the ``DecodingConfig``); any other logits processor
+(repetition penalty, min length, bad words, ...) would
 change that law in ways the loop does not reproduce, so it is refused with a
 ``ValueError`` that names the option, as are beams, batches and
 ``num_return_sequences > 1``. Stopping criteria are asked after every committed token,
@@ -31,8 +33,11 @@ from pathlib import Path
 
 import torch
 
-from .decoding import pass_drafter, speculative_loop
+from .config import DecodingConfig
+from .generate import pass_drafter
 from .lookahead import LookaheadEmbeddings
+from .loop import decode
+from .methods import make_drafter
 from .sampling import SamplingConfig
 
 # GenerationConfig fields behind the logits processors transformers may build: named in errors.
@@ -127,8 +132,10 @@ def sampling_from_processors(logits_processor, do_sample: bool) -> SamplingConfi
             key, value = "top_p", float(processor.top_p)
         else:
             option = _PROCESSOR_OPTIONS.get(name, f"logits_processor ({name})")
-            raise ValueError(f"PaSS cannot honour `{option}` ({name}): it changes the model's law in a way the "
-                             "exact accept/reject rule does not reproduce; only temperature, top_k and top_p are supported")
+            raise ValueError(
+                f"PaSS cannot honour `{option}` ({name}): it changes the model's law in a way the "
+                "exact accept/reject rule does not reproduce; only temperature, top_k and top_p are supported"
+            )
         if key in found:
             raise ValueError(f"`{key}` is set twice (a {name} in logits_processor as well?); give it once")
         if getattr(processor, "min_tokens_to_keep", 1) != 1:
@@ -195,6 +202,8 @@ def pass_decoding(
     synced_gpus: bool = False,
     streamer=None,
     lookahead: LookaheadEmbeddings | None = None,
+    method: str | None = None,
+    method_options: dict | None = None,
     num_lookahead: int | None = None,
     fused: bool = False,
     groups=None,
@@ -209,7 +218,8 @@ def pass_decoding(
     ``generate(..., custom_generate=pass_decoding, lookahead=la, ...)`` passes the look-ahead
     set and the PaSS options (``num_lookahead``, ``fused``, ``groups``, ``prompt_lookup``,
     ``lookup_tokens``, ``max_ngram``, as in ``pass_generate``) through; ``generator`` is
-    optional (None: torch's global generator, as ``generate`` uses).
+    optional (None: torch's global generator, as ``generate`` uses). ``method`` (a name of
+    ``pass_ref.METHODS``, with ``method_options``) runs that method's drafter instead.
 
     Returns what ``generate`` returns: the ``(1, T + N)`` sequences, or a
     ``GenerateDecoderOnlyOutput`` with ``sequences`` when ``return_dict_in_generate``.
@@ -220,14 +230,19 @@ def pass_decoding(
     called_with = _generate_arguments()
     streamer = streamer if streamer is not None else called_with.get("streamer")
     try:  # generate has put the prompt into the streamer: end it whatever happens, or a reader waits forever
-        if lookahead is None:
+        if lookahead is None and method is None:
             raise ValueError("pass the look-ahead embeddings: model.generate(..., custom_generate=pass_decoding, lookahead=la)")
         if called_with.get("assistant_model") is not None:
             raise ValueError("`assistant_model`: PaSS drafts with look-ahead embeddings; drop the assistant model")
         _check_request(model, input_ids, generation_config, synced_gpus, model_kwargs)
         sampling = sampling_from_processors(logits_processor, bool(generation_config.do_sample))
-        drafter, K = pass_drafter(model, lookahead, num_lookahead, fused=fused, groups=groups, prompt_lookup=prompt_lookup,
-                                  lookup_tokens=lookup_tokens, max_ngram=max_ngram)
+        if method is None:
+            drafter = pass_drafter(model, lookahead, num_lookahead, fused=fused, groups=groups, prompt_lookup=prompt_lookup,
+                                   lookup_tokens=lookup_tokens, max_ngram=max_ngram)
+        else:
+            if num_lookahead is not None or fused or groups is not None or prompt_lookup or lookup_tokens is not None:
+                raise ValueError("with `method`, give the drafter's options in method_options, not as PaSS keywords")
+            drafter = make_drafter(method, model, lookahead, **(method_options or {}))
         prompt = input_ids[0].tolist()
         max_new_tokens = generation_config.max_length - len(prompt)
         if max_new_tokens < 1:
@@ -241,8 +256,8 @@ def pass_decoding(
         def on_tokens(tokens) -> None:
             streamer.put(torch.tensor(tokens))
 
-        out = speculative_loop(model, input_ids, drafter, num_draft_tokens=K, max_new_tokens=max_new_tokens, sampling=sampling,
-                               stop=stop, generator=generator, on_tokens=on_tokens if streamer is not None else None)
+        config = DecodingConfig(max_new_tokens, sampling, stop=stop, generator=generator)
+        out = decode(model, drafter, input_ids, config, on_tokens=on_tokens if streamer is not None else None)
     finally:
         if streamer is not None:
             streamer.end()

@@ -33,13 +33,46 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .models import embedding_probe, model_identity
+from .checks import check_L, positive_int
 
 WEIGHTS_NAME = "lookahead.safetensors"
 CONFIG_NAME = "lookahead_config.json"
 CARD_NAME = "README.md"
 FORMAT_VERSION = 1
-_PROBE_TOLERANCE = 0.02  # relative L2 distance; bfloat16 vs float32 copies differ by ~0.3 %
+DEFAULT_BASE = "SmolLM2-135M-Instruct.Q4_1"  # the name load_model() gives its default model
+_CARD = """---
+library_name: pass-ref
+base_model: {base}
+tags:
+  - speculative-decoding
+  - pass
+  - lookahead-embeddings
+---
+
+# PaSS look-ahead embeddings for {base} (L = {L})
+
+Learned input vectors that let a frozen language model draft L future tokens in one forward pass (PaSS: Parallel \
+Speculative Sampling, Monea, Joulin and Grave, 2023); speculative sampling then verifies the drafts, so generation \
+follows the base model's distribution exactly.
+
+| | |
+|---|---|
+{rows}
+
+## Load and decode
+
+```python
+import pass_ref
+
+{load}
+lookahead = pass_ref.LookaheadEmbeddings.from_pretrained("THIS_FOLDER_OR_HUB_ID", model=model)
+ids = tokenizer("def fibonacci(n):", return_tensors="pt").input_ids
+out = model.generate(ids, custom_generate=pass_ref.hf.pass_decoding, lookahead=lookahead, max_new_tokens=64)
+```
+
+Loading onto a model whose embeddings differ raises an error instead of drafting badly.
+"""
+_PROBE_TOLERANCE = 0.02  # relative L2 distance: tolerates a bfloat16 copy of the weights, not other weights
 
 
 class LookaheadEmbeddings(torch.nn.Module):
@@ -149,10 +182,10 @@ class LookaheadEmbeddings(torch.nn.Module):
 
         ``token_id=None`` takes the model's UNK token (``config.unk_token_id``; for
         SmolLM2 that is id 0, ``<|endoftext|>``). A model with no UNK token falls back
-        to the mean of all token embeddings, which starts training at a much lower loss (``docs/RESULTS.md``).
+        to the mean of all token embeddings (``from_mean_embedding``).
         Untrained, this is the paper's "[UNK] look-ahead" baseline.
         """
-        check_num_lookahead(num_lookahead)
+        check_L(num_lookahead)
         table = model.get_input_embeddings().weight.detach()  # (V, D)
         if token_id is None:
             token_id = getattr(model.config, "unk_token_id", None)
@@ -160,22 +193,19 @@ class LookaheadEmbeddings(torch.nn.Module):
             return cls.from_mean_embedding(model, num_lookahead)
         if not 0 <= int(token_id) < table.shape[0]:
             raise ValueError(f"token_id {token_id} is outside the vocabulary of {table.shape[0]}")
-        weight = table[int(token_id)].float().cpu().expand(num_lookahead, -1).clone()  # (L, D)
-        metadata = {"init": "token", "token_id": int(token_id), "trained": False}
-        return cls(weight, base_model=model_identity(model), base_probe=embedding_probe(model), metadata=metadata)
+        weight = table[int(token_id)].float().cpu().expand(num_lookahead, -1)  # (L, D)
+        return cls._for_model(model, weight, {"init": "token", "token_id": int(token_id)})
 
     @classmethod
     def from_mean_embedding(cls, model, num_lookahead: int) -> "LookaheadEmbeddings":
         """Every ``[LA]_i`` = the mean of all token input embeddings.
 
-        Our default training start: on SmolLM2-135M the UNK start has a look-ahead loss of
-        about 11 (worse than uniform, 10.8) and 150 steps of the paper's recipe barely
-        move it, while the mean embedding starts near 8 (README, "Training").
+        Our training start: it begins at a lower look-ahead loss than the UNK token's
+        embedding (the measured start losses are in ``docs/RESULTS.md``).
         """
-        check_num_lookahead(num_lookahead)
+        check_L(num_lookahead)
         table = model.get_input_embeddings().weight.detach().float().cpu()  # (V, D)
-        weight = table.mean(dim=0).expand(num_lookahead, -1).clone()  # (L, D)
-        return cls(weight, base_model=model_identity(model), base_probe=embedding_probe(model), metadata={"init": "mean_embedding", "trained": False})
+        return cls._for_model(model, table.mean(dim=0).expand(num_lookahead, -1), {"init": "mean_embedding"})  # (L, D)
 
     @classmethod
     def from_random(cls, model, num_lookahead: int, *, seed: int = 0) -> "LookaheadEmbeddings":
@@ -183,29 +213,33 @@ class LookaheadEmbeddings(torch.nn.Module):
 
         A control for evaluations (trained vs [UNK] vs random); never a training start.
         """
-        check_num_lookahead(num_lookahead)
+        check_L(num_lookahead)
         table = model.get_input_embeddings().weight.detach().float().cpu()  # (V, D)
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn(num_lookahead, table.shape[1], generator=generator)  # (L, D)
-        weight = table.mean(dim=0) + noise * table.std(dim=0)
-        return cls(weight, base_model=model_identity(model), base_probe=embedding_probe(model), metadata={"init": "random", "seed": seed, "trained": False})
+        return cls._for_model(model, table.mean(dim=0) + noise * table.std(dim=0), {"init": "random", "seed": seed})
+
+    @classmethod
+    def _for_model(cls, model, weight: torch.Tensor, metadata: dict) -> "LookaheadEmbeddings":
+        """Untrained vectors ``weight`` (L, D) made for ``model``."""
+        return cls(weight, base_model=model_identity(model), base_probe=embedding_probe(model), metadata={**metadata, "trained": False})
 
     def truncated(self, k: int) -> "LookaheadEmbeddings":
         """The first k vectors. Attention is causal, so they draft exactly as inside the full set."""
-        check_num_lookahead(k)
+        check_L(k)
         if k > self.num_lookahead:
             raise ValueError(f"cannot keep {k} of {self.num_lookahead} look-ahead embeddings")
         metadata = {**self.metadata, "truncated_from": self.num_lookahead}
         deep = self.layer_weight.detach()[:, :k].clone() if self.deep else None
-        return LookaheadEmbeddings(self.weight.detach()[:k].clone(), base_model=self.base_model, base_probe=self.base_probe, metadata=metadata, layer_weight=deep)
+        weight = self.weight.detach()[:k].clone()
+        return LookaheadEmbeddings(weight, base_model=self.base_model, base_probe=self.base_probe, metadata=metadata, layer_weight=deep)
 
     def check_compatible(self, model) -> None:
         """Raise ``ValueError`` unless these vectors were made for ``model``."""
         identity = model_identity(model)
         if identity["hidden_size"] != self.hidden_size:
             raise ValueError(
-                f"look-ahead embeddings have width {self.hidden_size} but the model's embeddings "
-                f"have width {identity['hidden_size']}"
+                f"look-ahead embeddings have width {self.hidden_size} but the model's embeddings have width {identity['hidden_size']}"
             )
         for key in ("vocab_size", "num_hidden_layers", "model_type"):
             ours, theirs = self.base_model.get(key), identity[key]
@@ -220,10 +254,16 @@ class LookaheadEmbeddings(torch.nn.Module):
                 "they would mis-draft. Train or load embeddings for this model."
             )
 
-    def drafting_inputs(self, model, k: int) -> torch.Tensor:
-        """(k, D) vectors ``[LA]_1..[LA]_k`` in the model's embedding dtype and device."""
+    def drafting_inputs(self, model, L: int | None = None) -> torch.Tensor:
+        """(L, D) vectors ``[LA]_1..[LA]_L`` (None: all of them) in the model's embedding dtype and device.
+
+        L = 0 gives (0, D): a drafting call with no look-ahead position (the last iteration of a budget).
+        """
+        L = self.num_lookahead if L is None else positive_int("num_lookahead", L, minimum=0)
+        if L > self.num_lookahead:
+            raise ValueError(f"num_lookahead={L} but only {self.num_lookahead} look-ahead embeddings exist")
         table = model.get_input_embeddings().weight
-        return self.weight[:k].to(dtype=table.dtype, device=table.device)
+        return self.weight[:L].to(dtype=table.dtype, device=table.device)
 
     def recipe_name(self) -> str:
         """"paper" (L input vectors, corpus targets), "extended" (ours) or "untrained"."""
@@ -235,39 +275,25 @@ class LookaheadEmbeddings(torch.nn.Module):
 
     def model_card(self) -> str:
         """A Hub-style ``README.md``: base model, recipe, L, parameters, measured acceptance, loading."""
-        base = self.base_model.get("name_or_path") or "unknown"
-        m = self.metadata
-        lines = ["---", "library_name: pass-ref", f"base_model: {base}", "tags:", "  - speculative-decoding",
-                 "  - pass", "  - lookahead-embeddings", "---", "",
-                 f"# PaSS look-ahead embeddings for {base} (L = {self.num_lookahead})", "",
-                 "Learned input vectors that let a frozen language model draft L future tokens in one forward pass "
-                 "(PaSS: Parallel Speculative Sampling, Monea, Joulin and Grave, 2023); speculative sampling then "
-                 "verifies the drafts, so generation follows the base model's distribution exactly.", "",
-                 "| | |", "|---|---|", f"| base model | {base} ({self.base_model.get('model_type')}, width {self.hidden_size}) |",
-                 f"| L (look-ahead tokens) | {self.num_lookahead} |",
-                 f"| recipe | {self.recipe_name()}{' (deep look-ahead in every layer)' if self.deep else ''} |",
-                 f"| parameters | {self.num_parameters:,} |"]
-        if "corpus" in m and isinstance(m["corpus"], dict):
-            lines.append(f"| training corpus | {m['corpus'].get('domain')} ({m['corpus'].get('documents')} documents) |")
-        if "recipe" in m and isinstance(m["recipe"], dict):
+        base, m = self.base_model.get("name_or_path") or "unknown", self.metadata
+        rows = [f"| base model | {base} ({self.base_model.get('model_type')}, width {self.hidden_size}) |",
+                f"| L (look-ahead tokens) | {self.num_lookahead} |",
+                f"| recipe | {self.recipe_name()}{' (deep look-ahead in every layer)' if self.deep else ''} |",
+                f"| parameters | {self.num_parameters:,} |"]
+        if isinstance(m.get("corpus"), dict):
+            rows.append(f"| training corpus | {m['corpus'].get('domain')} ({m['corpus'].get('documents')} documents) |")
+        if isinstance(m.get("recipe"), dict):
             r = m["recipe"]
-            lines.append(f"| training | {r.get('steps')} steps, batch {r.get('batch_size')}, lr {r.get('lr')}, init {r.get('init')} |")
+            rows.append(f"| training | {r.get('steps')} steps, batch {r.get('batch_size')}, lr {r.get('lr')}, init {r.get('init')} |")
         if "truncated_from" in m:
-            lines.append(f"| made from | the first {self.num_lookahead} vectors of an L = {m['truncated_from']} training |")
-        greedy = m.get("heldout_greedy")
-        if isinstance(greedy, dict):
-            acc = " ".join(f"{a:.2f}" for a in greedy["acceptance"])
-            lines.append(f"| measured (greedy, {greedy.get('prompts')} held-out prompts) | acceptance per [LA]_i {acc}; "
-                         f"{greedy['tokens_per_call']:.3f} tokens per model call |")
-        else:
-            lines.append("| measured | nothing recorded with these vectors |")
-        lines += ["", "## Load and decode", "", "```python", "import pass_ref", "",
-                  _load_line(base),
-                  "lookahead = pass_ref.LookaheadEmbeddings.from_pretrained(\"THIS_FOLDER_OR_HUB_ID\", model=model)",
-                  "ids = tokenizer(\"def fibonacci(n):\", return_tensors=\"pt\").input_ids",
-                  "out = model.generate(ids, custom_generate=pass_ref.hf.pass_decoding, lookahead=lookahead, max_new_tokens=64)",
-                  "```", "", "Loading onto a model whose embeddings differ raises an error instead of drafting badly.", ""]
-        return "\n".join(lines)
+            rows.append(f"| made from | the first {self.num_lookahead} vectors of an L = {m['truncated_from']} training |")
+        g = m.get("heldout_greedy")
+        rows.append(f"| measured (greedy, {g.get('prompts')} held-out prompts) | acceptance per [LA]_i "
+                    f"{' '.join(f'{a:.2f}' for a in g['acceptance'])}; {g['tokens_per_call']:.3f} tokens per model call |"
+                    if isinstance(g, dict) else "| measured | nothing recorded with these vectors |")
+        load = ("model, tokenizer = pass_ref.load_model()  # the default SmolLM2-135M-Instruct, shipped offline"
+                if base == DEFAULT_BASE else f"model, tokenizer = pass_ref.load_model({base!r})")
+        return _CARD.format(base=base, L=self.num_lookahead, rows="\n".join(rows), load=load)
 
     def save_pretrained(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write ``lookahead.safetensors``, ``lookahead_config.json`` and a model card ``README.md``."""
@@ -279,27 +305,15 @@ class LookaheadEmbeddings(torch.nn.Module):
         if self.deep:
             tensors["layer_weight"] = self.layer_weight.detach().float().cpu().contiguous()
         save_file(tensors, str(directory / WEIGHTS_NAME))
-        config = {
-            "format_version": FORMAT_VERSION,
-            "num_lookahead": self.num_lookahead,
-            "hidden_size": self.hidden_size,
-            "base_model": self.base_model,
-            "metadata": self.metadata,
-        }
+        config = {"format_version": FORMAT_VERSION, "num_lookahead": self.num_lookahead, "hidden_size": self.hidden_size,
+                  "base_model": self.base_model, "metadata": self.metadata}
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         (directory / CARD_NAME).write_text(self.model_card(), encoding="utf-8")
         return directory
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike,
-        model=None,
-        *,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool | None = None,
-    ) -> "LookaheadEmbeddings":
+    def from_pretrained(cls, name_or_path: str | os.PathLike, model=None, *, revision: str | None = None,
+                        cache_dir: str | os.PathLike | None = None, local_files_only: bool | None = None) -> "LookaheadEmbeddings":
         """Load embeddings saved by ``save_pretrained`` from a folder or a Hub repository id.
 
         A Hub id ("owner/name") is resolved with ``huggingface_hub``: offline (no network,
@@ -316,21 +330,11 @@ class LookaheadEmbeddings(torch.nn.Module):
         weight = tensors["weight"]
         if tuple(weight.shape) != (config["num_lookahead"], config["hidden_size"]):
             raise ValueError(f"{directory}: weight shape {tuple(weight.shape)} disagrees with its config")
-        lookahead = cls(
-            weight, base_model=config["base_model"], base_probe=tensors["base_probe"], metadata=config.get("metadata"),
-            layer_weight=tensors.get("layer_weight"),
-        )
+        lookahead = cls(weight, base_model=config["base_model"], base_probe=tensors["base_probe"], metadata=config.get("metadata"),
+                        layer_weight=tensors.get("layer_weight"))
         if model is not None:
             lookahead.check_compatible(model)
         return lookahead
-
-
-def _load_line(base: str) -> str:
-    from .models import DEFAULT_GGUF
-
-    if base == Path(DEFAULT_GGUF).stem:
-        return "model, tokenizer = pass_ref.load_model()  # the default SmolLM2-135M-Instruct, shipped offline"
-    return f"model, tokenizer = pass_ref.load_model({base!r})"
 
 
 def _hub_folder(repo_id: str, revision, cache_dir, local_files_only) -> Path:
@@ -357,9 +361,24 @@ def _decoder_layers(model):
     return layers[: model.config.num_hidden_layers]
 
 
-def check_num_lookahead(num_lookahead) -> None:
-    """L must be a positive integer."""
-    if isinstance(num_lookahead, bool) or not isinstance(num_lookahead, int):
-        raise TypeError(f"the number of look-ahead tokens must be an int, got {type(num_lookahead).__name__}")
-    if num_lookahead < 1:
-        raise ValueError(f"the number of look-ahead tokens L must be >= 1, got {num_lookahead}")
+def model_identity(model) -> dict:
+    """What makes look-ahead embeddings fit a model: its name and shape."""
+    config = model.config
+    return {
+        "name_or_path": str(getattr(config, "name_or_path", "") or ""),
+        "model_type": getattr(config, "model_type", None),
+        "hidden_size": int(model.get_input_embeddings().weight.shape[1]),
+        "vocab_size": int(model.get_input_embeddings().weight.shape[0]),
+        "num_hidden_layers": getattr(config, "num_hidden_layers", None),
+    }
+
+
+def embedding_probe(model, num_rows: int = 8, width: int = 32) -> torch.Tensor:
+    """A small fingerprint of the input embedding matrix: (num_rows, width) float32 values.
+
+    Rows are spread across the vocabulary; comparing probes tells whether two models share
+    weights, while tolerating a change of dtype (a bfloat16 copy of the same weights).
+    """
+    weight = model.get_input_embeddings().weight  # (V, D)
+    rows = torch.linspace(0, weight.shape[0] - 1, num_rows).long().to(weight.device)
+    return weight[rows, :width].detach().float().cpu().clone()

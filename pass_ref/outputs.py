@@ -1,6 +1,7 @@
-"""Outputs are data: what a generation returns and the statistics it records.
+"""Outputs are data: what a generation returns and the counts it records.
 
-Printing, highlighting and plots live in ``pass_ref.viz`` and take these objects.
+Printing, highlighting and plots live in ``pass_ref.viz`` and take these objects. The
+core holds no clock: timings are taken from outside (``pass_ref.experiments.timing``).
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ class GenerationStats:
     drafted: list[int] = field(default_factory=list)  # per position i: blocks with a draft at i
     accepted: list[int] = field(default_factory=list)  # per position i: blocks whose drafts 1..i were all accepted
     new_tokens: int = 0
-    wall_time_s: float = 0.0  # whole call, prefill included
-    forward_time_s: float = 0.0  # time inside model forward passes (exact on CPU; NaN elsewhere)
     call_sizes: list[int] = field(default_factory=list)  # inputs of each target call (prefill first)
 
     @property
@@ -58,15 +57,6 @@ class GenerationStats:
         i drafts were all accepted. Non-increasing only when every block has the same
         length (blocks cut short near ``max_new_tokens`` or by prompt lookup vary)."""
         return [a / d if d else float("nan") for a, d in zip(self.accepted, self.drafted)]
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.new_tokens / self.wall_time_s if self.wall_time_s > 0 else float("nan")
-
-    @property
-    def overhead_fraction(self) -> float:
-        """(wall time - forward time) / forward time: the cost of everything that is not the model."""
-        return (self.wall_time_s - self.forward_time_s) / self.forward_time_s if self.forward_time_s > 0 else float("nan")
 
     def record_block(self, k: int, n: int) -> None:
         """Count one verified block of k drafts of which the first n were accepted."""

@@ -10,14 +10,14 @@ metadata and training curve; reproduced by ``make train``):
 - ``"paper"``: the paper's objective (corpus tokens as targets) and parameters (L input
   vectors of the embedding width, nothing else), started from the mean token embedding
   instead of the UNK token's (on SmolLM2 the UNK start has a loss above uniform's and
-  barely moves within our budget; ``unk_init_code_L8.json`` keeps that run), 150 steps
+  barely moves within our budget; ``results/trained/unk_init_code_L8.json`` keeps that run), 150 steps
   instead of 10,000.
 - ``"extended"``: ours, not in the paper: deep look-ahead (learned vectors added inside
   every decoder layer at the look-ahead positions), self-distilled training data and soft
-  targets (``TrainConfig()``); about 30 times the parameters, higher acceptance.
+  targets (``TrainConfig()``); (num_layers + 1) x L x d_emb parameters, higher acceptance.
 
 In both, L = 2, 4, 6 are the first vectors of the L = 8 training (``truncated_from``):
-``comparison.json`` found truncation drafting as well as separate trainings.
+``results/trained/comparison.json`` found truncation drafting as well as separate trainings.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .lookahead import LookaheadEmbeddings, check_num_lookahead
-from .training.corpora import DOMAINS
+from .checks import check_L
+from .lookahead import LookaheadEmbeddings
 
 TRAINED_DIR = Path(__file__).parent / "trained"
+RESULTS_DIR = Path(__file__).parent.parent / "results" / "trained"  # their evaluations (a checkout, not the wheel)
+DOMAINS = ("code", "text")  # the offline corpora: standard-library Python, pydoc prose
 SHIPPED_L = (2, 4, 6, 8)
 RECIPES = ("paper", "extended")
 
@@ -39,7 +41,7 @@ def trained_path(domain: str, num_lookahead: int, recipe: str = "paper") -> Path
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
-    check_num_lookahead(num_lookahead)
+    check_L(num_lookahead)
     return TRAINED_DIR / recipe / f"{domain}-L{num_lookahead}"
 
 

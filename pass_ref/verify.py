@@ -11,8 +11,8 @@ t = 1..K (0-based ``t = 0..K-1`` in code):
     on the first rejection, sample from the residual  norm(max(0, q_t - p_t))  and stop
     if all K drafts are accepted, sample a bonus token from q_{K+1}
 
-This makes the output law exactly q's (Leviathan et al. 2023, Theorem 1; Chen et al.
-2023). Both p and q must be the *processed* distributions that were really sampled
+This makes the output law exactly q's (Chen et al. 2023, Theorem 1; Leviathan et al.
+2023 prove it in their Appendix A.1). Both p and q must be the *processed* distributions that were really sampled
 from (``pass_ref.sampling.logits_to_probs``). With greedy one-hot distributions the
 rule reduces to "accept while the draft equals the target's argmax".
 

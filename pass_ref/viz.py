@@ -76,13 +76,15 @@ def highlight_html(output: GenerationOutput, tokenizer, *, show_rejected: bool =
     )
 
 
-def summary_line(output: GenerationOutput, name: str = "") -> str:
-    """'name: N tokens, C model calls (T tokens/call), S tokens/s, acceptance per position'."""
+def summary_line(output: GenerationOutput, name: str = "", seconds: float | None = None) -> str:
+    """'name: N tokens, C model calls (T tokens/call)[, S tokens/s], acceptance per position'.
+
+    Tokens per second only when the caller timed the run (``seconds``): the core holds no clock.
+    """
     s = output.stats
-    line = (
-        f"{name + ': ' if name else ''}{s.new_tokens} tokens, {s.model_calls} model calls "
-        f"({s.tokens_per_call:.2f} tokens/call), {s.tokens_per_second:.1f} tokens/s"
-    )
+    line = f"{name + ': ' if name else ''}{s.new_tokens} tokens, {s.model_calls} model calls ({s.tokens_per_call:.2f} tokens/call)"
+    if seconds is not None:
+        line += f", {s.new_tokens / seconds:.1f} tokens/s" if seconds > 0 else ""
     if s.draft_model_calls:
         line += f", {s.draft_model_calls} draft-model calls"
     if s.drafted:

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random models built in the test (no downloads) and the real model."""
+"""Shared fixtures and helpers: tiny random models built in the test (no downloads), the real model,
+and ``drafter_for``, which builds any method of the table with what a test has at hand."""
 
 import os
 
@@ -6,9 +7,35 @@ import pytest
 import torch
 
 import pass_ref
+from pass_ref.methods import METHODS, make_drafter
 
 # PASS_REF_TEST_DEVICE=cuda runs the tiny-model tests on a GPU (tools/gpu_check.py does).
 TEST_DEVICE = os.environ.get("PASS_REF_TEST_DEVICE", "cpu")
+PROMPTS = [[1, 2, 3], [5, 6, 7, 8, 9], [0], [7, 7, 1, 2, 30, 11]]
+
+
+def random_lookahead(model, L, seed=0):
+    """Untrained random look-ahead vectors (random drafts, still exact output)."""
+    la = pass_ref.LookaheadEmbeddings.from_token(model, L)
+    with torch.no_grad():
+        noise = torch.randn(la.weight.shape, generator=torch.Generator().manual_seed(seed), dtype=la.weight.dtype)
+        la.weight.copy_(0.2 * noise)  # drawn on the CPU: the same vectors on every device
+    return la
+
+
+def drafter_for(name, model, lookahead, **options):
+    """The drafter of method ``name``: the set if it needs one, the target's first layer as a draft model if it needs one."""
+    method = METHODS[name]
+    if "draft_model" in method.options and "draft_model" not in options:
+        options["draft_model"] = pass_ref.truncated_draft_model(model, 1)
+    if method.size == "num_lookahead" and "num_lookahead" not in options:
+        options["num_lookahead"] = lookahead.num_lookahead
+    return make_drafter(name, model, lookahead if method.needs_lookahead else None, **options)
+
+
+def drafting_methods():
+    """Every method of the table that proposes drafts (negative controls need drafts to catch)."""
+    return [name for name in METHODS if name != "ar"]
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,14 @@ equality, the exact sampling law."""
 
 import pytest
 import torch
+from conftest import PROMPTS
 
 import pass_ref
 from pass_ref import LookaheadEmbeddings, SamplingConfig, autoregressive_generate, pass_generate
 from pass_ref.cache import CachedModel
-from pass_ref.training.distill import continue_windows, self_distilled_windows
 from pass_ref.course.exactness import chi_square_test, empirical_counts, exact_sequence_law
+from pass_ref.training.distill import continue_windows, self_distilled_windows
 from pass_ref.training.train import TrainConfig, lookahead_loss, sample_insertions, soft_targets, train_lookahead
-
-from test_decoding import PROMPTS
 
 
 def deep_lookahead(model, L, seed=0, scale=0.3):
@@ -84,7 +83,7 @@ def test_deep_lookahead_leaves_real_logits_bit_identical(dtype):
     for name, la in (("deep", deep), ("plain", plain)):
         cached = CachedModel(m)
         with la.applied(m, torch.arange(4)):
-            outs[name] = cached.forward(prompt, extra_embeds=la.drafting_inputs(m, 4))  # (8 + 4, V)
+            outs[name] = cached.forward(prompt, pass_ref.ExtraInputs(la.drafting_inputs(m, 4)))  # (8 + 4, V)
     assert (outs["deep"][:8] - outs["plain"][:8]).abs().max().item() == 0.0
     assert (outs["deep"][8:] - outs["plain"][8:]).abs().max().item() > 0  # the LA positions did change
     # ... and equal to the frozen model on the same shape of input (real rows never see what follows;
@@ -119,7 +118,9 @@ def test_deep_lookahead_samples_the_exact_law():
     la = deep_lookahead(model, 3, seed=0, scale=1.0)
     config = SamplingConfig(1.0)
     outs = [pass_generate(model, la, [1, 2], max_new_tokens=M + 1, seed=s, temperature=1.0) for s in range(N)]
-    result = chi_square_test(empirical_counts([o.new_tokens.tolist() for o in outs], V, M), exact_sequence_law(model, [1, 2], M, config).numpy())
+    result = chi_square_test(
+        empirical_counts([o.new_tokens.tolist() for o in outs], V, M), exact_sequence_law(model, [1, 2], M, config).numpy()
+    )
     accepted = sum(sum(o.stats.accepted) for o in outs)
     drafted = sum(sum(o.stats.drafted) for o in outs)
     assert 0.1 * drafted < accepted < 0.9 * drafted
@@ -167,7 +168,9 @@ def test_self_distilled_modes(tiny_model):
 def test_training_with_each_option(options, tmp_path):
     model = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, seed=0).float()
     before = {n: p.clone() for n, p in model.named_parameters()}
-    config = TrainConfig.paper(num_lookahead=2, steps=40, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=6, seq_len=24, checkpoint_every=20, **options)
+    config = TrainConfig.paper(
+        num_lookahead=2, steps=40, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=6, seq_len=24, checkpoint_every=20, **options
+    )
     la, history = train_lookahead(model, None, data(), config, checkpoint=tmp_path / "c.pt", progress=False)
     assert sum(history.loss[-8:]) / 8 < sum(history.loss[:8]) / 8
     assert all(torch.equal(p, before[n]) and p.grad is None for n, p in model.named_parameters())

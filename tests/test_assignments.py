@@ -148,7 +148,8 @@ def test_grade_cli_scores_a_right_and_a_wrong_submission(tmp_path, capsys):
     from pass_ref.cli import main
     from pass_ref.experiments.results_doc import ROOT
 
-    for name, source in (("right.ipynb", "notebooks/solutions/06_assignments_solutions.ipynb"), ("stubs.ipynb", "notebooks/06_assignments.ipynb")):
+    notebooks = (("right.ipynb", "notebooks/solutions/06_assignments_solutions.ipynb"), ("stubs.ipynb", "notebooks/06_assignments.ipynb"))
+    for name, source in notebooks:
         shutil.copy(ROOT / source, tmp_path / name)
     assert main(["grade", str(tmp_path), "--timeout", "300"]) == 0
     table = capsys.readouterr().out

@@ -10,7 +10,18 @@ import torch
 
 import pass_ref
 from pass_ref import LookaheadEmbeddings
-from pass_ref.experiments.bench import METHODS, BenchRunner, RunSpec, format_markdown, load_records, plan_runs, run_benchmark, summarize, write_results
+from pass_ref.experiments.bench import (
+    BenchRunner,
+    RunSpec,
+    all_methods,
+    bench_options,
+    format_markdown,
+    load_records,
+    plan_runs,
+    run_benchmark,
+    summarize,
+    write_results,
+)
 from pass_ref.experiments.bench_figures import save_figures
 from pass_ref.experiments.latency import measure_forward_latency
 
@@ -37,13 +48,12 @@ def runner(tiny_model, monkeypatch):
         max_new_tokens=20,
         top_k=10,
         trained={L: random_lookahead(tiny_model, L, L) for L in (2, 4)},
-        unk={L: LookaheadEmbeddings.from_token(tiny_model, L) for L in (2, 4)},
-        draft_model=pass_ref.truncated_draft_model(tiny_model, 1),
+        options=bench_options(num_draft_tokens=3, prompt_lookup_tokens=3, draft_model=pass_ref.truncated_draft_model(tiny_model, 1)),
     )
 
 
 def test_plan_runs():
-    specs = plan_runs(METHODS, [0.0, 0.8], [2, 4], unk_lookaheads=[4])
+    specs = plan_runs(all_methods(), [0.0, 0.8], [2, 4], unk_lookaheads=[4])
     keys = [s.key for s in specs]
     assert "prompt-lookup/L=10/T=0" in keys and "prompt-lookup/L=10/T=0.8" not in keys  # greedy only
     assert sum(s.method == "pass" for s in specs) == 4 and sum(s.method == "pass-unk" for s in specs) == 2
@@ -58,7 +68,7 @@ def test_plan_runs():
 
 def test_every_method_gives_the_same_greedy_tokens(runner, tmp_path):
     """End to end: table shape, and every method reproduces our greedy AR tokens (float64)."""
-    specs = plan_runs(METHODS, [0.0, 1.0], [2, 4], num_draft_tokens=3, prompt_lookup_tokens=3)
+    specs = plan_runs(all_methods(), [0.0, 1.0], [2, 4], options=runner.options, prompt_lookup_tokens=3)
     records, completed = run_benchmark(runner, PROMPTS, specs, records_path=tmp_path / "records.jsonl", progress=False)
     assert completed and len(records) == len(PROMPTS) * len(specs)
     assert load_records(tmp_path / "records.jsonl") == records
@@ -82,7 +92,7 @@ def test_every_method_gives_the_same_greedy_tokens(runner, tmp_path):
     greedy = next(x["tokens"] for x in records if x["method"] == "ar" and x["temperature"] == 0 and x["prompt_index"] == 0)
     assert any(s != greedy for s in sampled)
     table = format_markdown(rows)
-    assert table.count("\n") == len(rows) + 1 and "PaSS (trained)" in table
+    assert table.count("\n") == len(rows) + 1 and "PaSS (two calls)" in table
     write_results(tmp_path, {"command": "test"}, rows, latency=curve)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["completed"] and len(saved["summary"]) == len(rows) and saved["latency"]["new_tokens"] == [1, 2, 3, 4, 5]
@@ -94,7 +104,9 @@ def test_every_method_gives_the_same_greedy_tokens(runner, tmp_path):
 def test_a_wrong_method_is_caught_by_same_as_ar(runner):
     """Negative control: a record whose tokens differ from AR shows up as < 100 %."""
     records, _ = run_benchmark(runner, PROMPTS[:2], plan_runs(["ar", "pass"], [0.0], [2]), progress=False)
-    broken = [dict(r, tokens=[(t + 1) % 32 for t in r["tokens"]]) if r["method"] == "pass" and r["prompt_index"] == 0 else r for r in records]
+    broken = [
+        dict(r, tokens=[(t + 1) % 32 for t in r["tokens"]]) if r["method"] == "pass" and r["prompt_index"] == 0 else r for r in records
+    ]
     row = next(r for r in summarize(broken) if r["method"] == "pass")
     assert row["same_as_ar"] == 0.5
 
@@ -111,7 +123,9 @@ def test_interrupt_keeps_partial_results(runner, tmp_path, monkeypatch):
         return real_run(spec, prompt, index)
 
     monkeypatch.setattr(runner, "run", flaky)
-    records, completed = run_benchmark(runner, PROMPTS, plan_runs(["ar", "hf"], [0.0], [4]), records_path=tmp_path / "r.jsonl", progress=False)
+    records, completed = run_benchmark(
+        runner, PROMPTS, plan_runs(["ar", "hf"], [0.0], [4]), records_path=tmp_path / "r.jsonl", progress=False
+    )
     assert not completed and len(records) == 3
     assert len(load_records(tmp_path / "r.jsonl")) == 3
     rows = summarize(records)
@@ -120,10 +134,20 @@ def test_interrupt_keeps_partial_results(runner, tmp_path, monkeypatch):
 
 def test_speedups_are_medians_of_paired_ratios():
     """summarize pairs each run with the baseline run on the same prompt."""
+
     def rec(method, i, s100):
-        return {"method": method, "L": 4 if method == "pass" else None, "temperature": 0.0, "prompt_index": i,
-                "seconds_per_100": s100, "new_tokens": 100, "model_calls": 50 if method == "pass" else 100,
-                "accepted": [], "drafted": [], "tokens": [i]}
+        return {
+            "method": method,
+            "L": 4 if method == "pass" else None,
+            "temperature": 0.0,
+            "prompt_index": i,
+            "seconds_per_100": s100,
+            "new_tokens": 100,
+            "model_calls": 50 if method == "pass" else 100,
+            "accepted": [],
+            "drafted": [],
+            "tokens": [i],
+        }
 
     records = [rec("ar", 0, 2.0), rec("pass", 0, 1.0), rec("ar", 1, 4.0), rec("pass", 1, 1.0), rec("ar", 2, 3.0), rec("pass", 2, 3.0)]
     row = next(r for r in summarize(records) if r["method"] == "pass")

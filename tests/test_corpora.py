@@ -1,7 +1,6 @@
 """Offline corpora: fixed disjoint splits, windowing, and clear errors for unusable input."""
 
 import pytest
-import torch
 
 from pass_ref.training.corpora import is_heldout, load_corpus, tokenize_windows
 

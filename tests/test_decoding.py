@@ -2,20 +2,51 @@
 
 import pytest
 import torch
+from conftest import PROMPTS, drafter_for
+from conftest import random_lookahead as lookahead
 
 import pass_ref
-from pass_ref import LookaheadEmbeddings, autoregressive_generate, pass_generate, speculative_generate
-
-PROMPTS = [[1, 2, 3], [5, 6, 7, 8, 9], [0], [7, 7, 1, 2, 30, 11]]
+from pass_ref import DecodingConfig, LookaheadEmbeddings, autoregressive_generate, decode, pass_generate, speculative_generate
 
 
-def lookahead(model, L, seed=0):
-    """Untrained random look-ahead vectors (random drafts, still exact output)."""
-    la = LookaheadEmbeddings.from_token(model, L)
+def deep_lookahead(model, L, seed=1):
+    """Random look-ahead vectors with random deep (per-layer) vectors."""
+    la = lookahead(model, L, seed).make_deep(model)
     with torch.no_grad():
-        noise = torch.randn(la.weight.shape, generator=torch.Generator().manual_seed(seed), dtype=la.weight.dtype)
-        la.weight.copy_(0.2 * noise)  # drawn on the CPU: the same vectors on every device
+        la.layer_weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(seed))
     return la
+
+
+def greedy_check(model, method, L=4, new_tokens=30):
+    """``method``'s greedy tokens == autoregressive decoding's, every prompt, plain and deep look-ahead vectors;
+    returns the drafts accepted (so a caller can see drafts were really exercised)."""
+    accepted = 0
+    for prompt in PROMPTS:
+        ar = autoregressive_generate(model, prompt, max_new_tokens=new_tokens)
+        for la in (lookahead(model, L), deep_lookahead(model, L)):
+            out = decode(model, drafter_for(method, model, la), prompt, DecodingConfig(new_tokens))
+            assert out.new_tokens.tolist() == ar.new_tokens.tolist(), (method, prompt)
+            accepted += sum(out.stats.accepted)
+    return accepted
+
+
+@pytest.mark.parametrize("method", list(pass_ref.METHODS))
+def test_greedy_equals_autoregressive_for_every_method(tiny_model, method):
+    """Every method of the table returns exactly the autoregressive tokens (float64)."""
+    accepted = greedy_check(tiny_model, method)
+    assert method == "ar" or accepted > 0  # some drafts were accepted, not only rejected
+
+
+@pytest.mark.parametrize("method", list(pass_ref.METHODS))
+def test_greedy_equals_hf_generate_in_float32(method):
+    """Every method of the table, in float32, returns exactly what transformers' greedy generate returns."""
+    model = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)
+    la = lookahead(model, 4)
+    for prompt in PROMPTS:
+        ids = torch.tensor([prompt])
+        hf = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False, pad_token_id=0)
+        out = decode(model, drafter_for(method, model, la), prompt, DecodingConfig(20))
+        assert out.new_tokens.tolist() == hf[0, len(prompt) :].tolist()
 
 
 @pytest.mark.parametrize("L", range(1, 9))

@@ -28,9 +28,19 @@ def test_measure_acceptance_aggregates_stats(tiny_model):
 
 
 def test_compare_and_table(tiny_model):
-    candidates = {"unk": pass_ref.LookaheadEmbeddings.from_token(tiny_model, 2), "random": pass_ref.LookaheadEmbeddings.from_random(tiny_model, 2)}
-    rows = compare_lookaheads(tiny_model, candidates, {"p": [torch.tensor([1, 2])]}, temperatures=(0.0, 0.8), max_new_tokens=8, progress=False)
-    assert [(r.name, r.temperature, r.top_k) for r in rows] == [("unk", 0.0, None), ("random", 0.0, None), ("unk", 0.8, 10), ("random", 0.8, 10)]
+    candidates = {
+        "unk": pass_ref.LookaheadEmbeddings.from_token(tiny_model, 2),
+        "random": pass_ref.LookaheadEmbeddings.from_random(tiny_model, 2),
+    }
+    rows = compare_lookaheads(
+        tiny_model, candidates, {"p": [torch.tensor([1, 2])]}, temperatures=(0.0, 0.8), max_new_tokens=8, progress=False
+    )
+    assert [(r.name, r.temperature, r.top_k) for r in rows] == [
+        ("unk", 0.0, None),
+        ("random", 0.0, None),
+        ("unk", 0.8, 10),
+        ("random", 0.8, 10),
+    ]
     table = format_table(rows)
     assert table.count("\n") == 5 and "LA_2" in table and "0.8, top-10" in table
 

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from pass_ref.experiments import extra_models
-from pass_ref.experiments.extra_models import ExtraModel, extra_model_path
+from pass_ref import assets as extra_models
+from pass_ref.assets import ExtraModel, extra_model_path
 
 
 @pytest.fixture

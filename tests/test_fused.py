@@ -3,23 +3,21 @@ greedy equality, bookkeeping and bad input (tiny float64 models)."""
 
 import pytest
 import torch
+from conftest import PROMPTS
+from conftest import random_lookahead as lookahead
 
 import pass_ref
 from pass_ref import (
     FusedLookaheadDrafter,
-    LookaheadEmbeddings,
-    SamplingConfig,
     autoregressive_generate,
     group_attention_mask,
     group_position_ids,
+    make_drafter,
     pass_generate,
     prompt_lookup_generate,
-    speculative_loop,
 )
 from pass_ref.cache import CachedModel
-from pass_ref.drafters import DraftModelDrafter, find_continuation
-
-from test_decoding import PROMPTS, lookahead
+from pass_ref.drafters.lookup import find_continuation
 
 VARIANTS = {
     "fused": dict(fused=True),
@@ -64,14 +62,15 @@ def test_group_outputs_equal_a_separate_drafting_call(tiny_model, make):
     target = CachedModel(tiny_model)
     target.forward(prompt[:-1])
     with torch.inference_mode():
-        drafter.validation_call(target, prompt[-1:], drafts)
-        groups = dict(drafter._groups)
-        assert sorted(groups) == [0, 1, 2, 3]
+        extra = drafter.extra_inputs(target, 1, len(drafts))  # the validation call of one-call PaSS
+        logits = target.forward(prompt[-1:] + drafts, extra, keep=len(drafts) + 1)  # (K+1 + G L, V)
+        assert drafter.parents(len(drafts)) == [0, 1, 2, 3]
+        groups = dict(zip(drafter.parents(len(drafts)), logits[len(drafts) + 1 :].view(4, L, -1)))
         for a, rows in groups.items():
             fresh = CachedModel(tiny_model)
             fresh.forward((prompt + drafts[:a])[:-1])
             with la.applied(tiny_model, torch.arange(L)):
-                paper = fresh.forward((prompt + drafts[:a])[-1:], extra_embeds=la.drafting_inputs(tiny_model, L))[-L:]
+                paper = fresh.forward((prompt + drafts[:a])[-1:], pass_ref.ExtraInputs(la.drafting_inputs(tiny_model, L)))[-L:]
             # Eager attention takes its softmax in float32 even for a float64 model, and the two
             # calls reduce over rows of different lengths: agreement is to float32 round-off.
             assert (rows - paper).abs().max() < 1e-5, a
@@ -143,9 +142,8 @@ def test_bad_input_is_refused(tiny_model):
     """Options that cannot work raise a clear error instead of giving a wrong answer."""
     la = lookahead(tiny_model, 3)
     draft = pass_ref.truncated_draft_model(tiny_model, 1)
-    with pytest.raises(TypeError, match="fused=True needs a drafter that can fuse"):
-        speculative_loop(tiny_model, [1, 2], DraftModelDrafter(draft), num_draft_tokens=2, max_new_tokens=5,
-                         sampling=SamplingConfig(), fused=True)
+    with pytest.raises(TypeError, match="takes no option"):
+        make_drafter("speculative", tiny_model, draft_model=draft, groups=[0])  # groups belong to one-call PaSS
     with pytest.raises(ValueError, match="max_ngram"):
         prompt_lookup_generate(tiny_model, [1, 2], num_draft_tokens=2, max_new_tokens=5, max_ngram=0)
     with pytest.raises(ValueError, match="num_draft_tokens"):

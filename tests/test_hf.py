@@ -9,7 +9,7 @@ import torch
 from transformers import StoppingCriteriaList, StopStringCriteria, TextIteratorStreamer
 
 import pass_ref
-from pass_ref import LookaheadEmbeddings, SamplingConfig, speculative_loop
+from pass_ref import LookaheadEmbeddings, SamplingConfig, decode
 from pass_ref.course.exactness import chi_square_test, empirical_counts, exact_sequence_law
 from pass_ref.experiments.data import humaneval_prompts
 from pass_ref.hf import custom_generate_dir, pass_decoding
@@ -173,7 +173,7 @@ def test_generate_route_negative_control(small, monkeypatch):
     def accept_every_draft(q, p, drafts, generator):
         return drafts.shape[0], sample(q[-1], generator)
 
-    monkeypatch.setattr(pass_ref.hf, "speculative_loop", functools.partial(speculative_loop, verify_fn=accept_every_draft))
+    monkeypatch.setattr(pass_ref.hf, "decode", functools.partial(decode, verify_fn=accept_every_draft))
     result = _generate_route_counts(*small, n=N // 2)  # fewer samples than the positive test, still caught
     assert result.pvalue < 1e-6, result
 
@@ -293,7 +293,9 @@ def test_real_model_greedy_equals_generate(real_model):
         stopped_early += out.shape[1] < ids.shape[1] + 40
         if "stop_strings" in options:  # with the callable: the criterion built by hand
             stop = StoppingCriteriaList([StopStringCriteria(tokenizer, options["stop_strings"])])
-            by_hand = model.generate(ids, custom_generate=pass_decoding, lookahead=la, max_new_tokens=40, do_sample=False, stopping_criteria=stop)
+            by_hand = model.generate(
+                ids, custom_generate=pass_decoding, lookahead=la, max_new_tokens=40, do_sample=False, stopping_criteria=stop
+            )
             assert torch.equal(by_hand, ref)
     assert stopped_early >= 4  # EOS and the stop strings really cut generations
 
@@ -305,9 +307,12 @@ def test_real_model_text_iterator_streamer(real_model):
     ids = tokenizer(humaneval_prompts(1)[0], return_tensors="pt").input_ids
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True)
     result = {}
-    thread = threading.Thread(target=lambda: result.update(out=model.generate(
-        ids, custom_generate=pass_decoding, lookahead=la, max_new_tokens=32, streamer=streamer, do_sample=False)))
+    thread = threading.Thread(
+        target=lambda: result.update(
+            out=model.generate(ids, custom_generate=pass_decoding, lookahead=la, max_new_tokens=32, streamer=streamer, do_sample=False)
+        )
+    )
     thread.start()
     text = "".join(streamer)
     thread.join(timeout=60)
-    assert text == tokenizer.decode(result["out"][0, ids.shape[1]:])
+    assert text == tokenizer.decode(result["out"][0, ids.shape[1] :])

@@ -2,22 +2,30 @@
 
 import pytest
 
+from pass_ref.course.theory import pass_speedup
 from pass_ref.experiments.latency import (
     LatencyCurve,
     accepted_count_law,
     break_even,
-    predicted_fused_speedup,
-    predicted_speedup_from_calls,
     measure_forward_latency,
+    predicted_fused_speedup,
     predicted_pass_speedup,
     predicted_prompt_lookup_speedup,
     predicted_speculative_speedup,
+    predicted_speedup_from_calls,
 )
-from pass_ref.course.theory import pass_speedup
 
 
 def curve(ratios):
-    return LatencyCurve(new_tokens=list(range(1, len(ratios) + 1)), seconds=[0.01 * r for r in ratios], context=8, repeats=1, device="cpu", dtype="float64", model="x")
+    return LatencyCurve(
+        new_tokens=list(range(1, len(ratios) + 1)),
+        seconds=[0.01 * r for r in ratios],
+        context=8,
+        repeats=1,
+        device="cpu",
+        dtype="float64",
+        model="x",
+    )
 
 
 def test_measure_on_a_tiny_model(tiny_model):

@@ -37,7 +37,9 @@ def test_decoding_is_memory_bound_at_one_token():
     assert one["flops_per_byte"] == 1.0 and many["flops_per_byte"] == 8.0 and one["bytes"] == many["bytes"]
 
 
-@pytest.mark.parametrize("call", [lambda: theory.expected_accepted(1.5, 2), lambda: theory.expected_accepted(0.5, -1), lambda: theory.pass_speedup(0.5, 2, 0)])
+@pytest.mark.parametrize(
+    "call", [lambda: theory.expected_accepted(1.5, 2), lambda: theory.expected_accepted(0.5, -1), lambda: theory.pass_speedup(0.5, 2, 0)]
+)
 def test_bad_input(call):
     with pytest.raises(ValueError):
         call()

@@ -59,7 +59,13 @@ def test_block_mask_sees_only_own_prefix():
 def test_training_lowers_loss_and_keeps_model_frozen(model):
     """Loss falls on learnable data; no model weight changes and none gets a gradient."""
     before = {n: p.clone() for n, p in model.named_parameters()}
-    la, history = train_lookahead(model, None, data(), TrainConfig.paper(num_lookahead=2, steps=60, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=8), progress=False)
+    la, history = train_lookahead(
+        model,
+        None,
+        data(),
+        TrainConfig.paper(num_lookahead=2, steps=60, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=8),
+        progress=False,
+    )
     assert sum(history.loss[-10:]) / 10 < sum(history.loss[:10]) / 10
     assert all(torch.equal(p, before[n]) and p.grad is None for n, p in model.named_parameters())
     assert la.metadata["trained"] and la.weight.grad is not None
@@ -106,7 +112,15 @@ def test_nan_loss_stops_with_clear_error(model, tmp_path):
     with torch.no_grad():
         la.weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="non-finite"):
-        train_lookahead(model, None, data(), TrainConfig.paper(num_lookahead=2, steps=3, batch_size=2), lookahead=la, checkpoint=tmp_path / "c.pt", progress=False)
+        train_lookahead(
+            model,
+            None,
+            data(),
+            TrainConfig.paper(num_lookahead=2, steps=3, batch_size=2),
+            lookahead=la,
+            checkpoint=tmp_path / "c.pt",
+            progress=False,
+        )
     assert not (tmp_path / "c.pt").exists()
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pass_ref
-from pass_ref.trained import RECIPES, SHIPPED_L, TRAINED_DIR, load_lookahead, trained_path, training_history
+from pass_ref.trained import RECIPES, RESULTS_DIR, SHIPPED_L, load_lookahead, trained_path, training_history
 
 SETS = [(d, L) for d in ("code", "text") for L in SHIPPED_L]
 RECIPE_SETS = [(r, d, L) for r in RECIPES for d, L in SETS]
@@ -51,7 +51,7 @@ def test_truncated_sets_are_prefixes_of_the_L8_set(domain, recipe):
 
 
 def test_comparison_evidence_is_shipped():
-    evidence = json.loads((TRAINED_DIR / "comparison.json").read_text())
+    evidence = json.loads((RESULTS_DIR / "comparison.json").read_text())
     assert {r["source"] for r in evidence["rows"]} == {"separate L=2", "separate L=4", "truncated L=8"}
     assert set(evidence["shipped"]) == set(evidence["shipped_paper"]) == {f"{d}-L{L}" for d, L in SETS}
 
@@ -91,6 +91,6 @@ def test_first_drafts_are_the_argmax_of_lookahead_logits(real_model, domain):
         first = pass_ref.pass_generate(model, la, ids, max_new_tokens=L + 2, trace=True).trace[0]
         assert first.exact_token == int(rows[0].argmax()) and first.draft_tokens == rows[1:].argmax(-1).tolist()
         with torch.inference_mode():
-            plain = pass_ref.CachedModel(model).forward(ids[0].tolist(), extra_embeds=la.drafting_inputs(model, L))[-L:]
+            plain = pass_ref.CachedModel(model).forward(ids[0].tolist(), pass_ref.ExtraInputs(la.drafting_inputs(model, L)))[-L:]
         hookless_differs |= plain.argmax(-1).tolist() != first.draft_tokens
     assert hookless_differs  # the negative control: the extended sets' deep vectors matter

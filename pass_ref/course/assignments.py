@@ -20,8 +20,8 @@ from typing import Callable
 
 import torch
 
-from . import theory
 from ..verify import acceptance_probs, residual_distribution
+from . import theory
 
 PASS, FAIL, NOT_IMPLEMENTED = "PASS", "FAIL", "NOT IMPLEMENTED"
 
@@ -161,7 +161,8 @@ def grade_simulation(simulate: Callable, *, verbose: bool = True) -> Grade:
             want = theory.pass_tokens_per_call(a, L)
             assert abs(got - want) < 0.02, f"alpha={a}, L={L}: simulated {got:.3f}, the expectation is {want:.3f}"
         g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
-        assert float(simulate(0.6, 4, 1000, g1)) == float(simulate(0.6, 4, 1000, g2)), "use the generator you are given: same seed, same estimate"
+        same = float(simulate(0.6, 4, 1000, g1)) == float(simulate(0.6, 4, 1000, g2))
+        assert same, "use the generator you are given: same seed, same estimate"
         return "within 0.02 of the expectation at 4 settings, reproducible with a seed"
 
     return _run("simulation of tokens per call", check, verbose)
@@ -170,6 +171,7 @@ def grade_simulation(simulate: Callable, *, verbose: bool = True) -> Grade:
 # ----------------------------------------------------------------------------------------
 # 5. Predict the speed-up from a measured latency curve
 # ----------------------------------------------------------------------------------------
+
 
 def grade_speedup_prediction(predict: Callable, *, verbose: bool = True) -> Grade:
     """``predict(latency: dict n -> seconds, acceptance: list of a_i) -> speed-up over autoregressive``."""
@@ -184,9 +186,7 @@ def grade_speedup_prediction(predict: Callable, *, verbose: bool = True) -> Grad
             a = torch.rand(L, generator=g).sort(descending=True).values.cumprod(0).tolist()  # a_1 >= a_2 >= ...
             want = theory.tokens_per_iteration_from_acceptance(a) * latency[1] / (2 * latency[L + 1])
             got = float(predict(dict(latency), list(a)))
-            assert math.isclose(got, want, rel_tol=1e-6), (
-                f"case {case} (L={L}): you predict {got:.4f}x, expected {want:.4f}x"
-            )
+            assert math.isclose(got, want, rel_tol=1e-6), f"case {case} (L={L}): you predict {got:.4f}x, expected {want:.4f}x"
         return "30 random latency curves and acceptance profiles"
 
     return _run("speed-up from a latency curve", check, verbose)
@@ -196,6 +196,7 @@ def grade_speedup_prediction(predict: Callable, *, verbose: bool = True) -> Grad
 # 6. Break exactness on purpose, and catch it with the distribution test
 # ----------------------------------------------------------------------------------------
 
+
 def grade_broken_verifier(broken_verify: Callable, *, samples: int = 2000, verbose: bool = True) -> Grade:
     """``broken_verify(q, p, drafts, generator) -> (n, next_token)`` must be *caught* by the chi-square test.
 
@@ -203,12 +204,13 @@ def grade_broken_verifier(broken_verify: Callable, *, samples: int = 2000, verbo
     ``samples`` times (seeded); the chi-square test against the enumerated exact law
     must reject it (p < 1e-6). A verifier that is still exact is not a broken one.
     """
-    from ..decoding import speculative_loop
-    from ..drafters import LookaheadDrafter
-    from .exactness import chi_square_test, empirical_counts, exact_sequence_law, sample_sequences
+    from ..config import DecodingConfig
+    from ..drafters.lookahead import LookaheadDrafter
     from ..lookahead import LookaheadEmbeddings
+    from ..loop import decode
     from ..models import tiny_llama
     from ..sampling import SamplingConfig
+    from .exactness import chi_square_test, empirical_counts, exact_sequence_law, sample_sequences
 
     def check() -> str:
         V, m, prompt = 4, 3, [1, 2]
@@ -220,10 +222,8 @@ def grade_broken_verifier(broken_verify: Callable, *, samples: int = 2000, verbo
         law = exact_sequence_law(tiny, prompt, m, sampling)
 
         def one(seed: int) -> torch.Tensor:
-            out = speculative_loop(
-                tiny, prompt, LookaheadDrafter(tiny, la), num_draft_tokens=3, max_new_tokens=m + 1,
-                sampling=sampling, generator=torch.Generator().manual_seed(seed), verify_fn=broken_verify,
-            )
+            config = DecodingConfig(m + 1, sampling, generator=torch.Generator().manual_seed(seed))
+            out = decode(tiny, LookaheadDrafter(tiny, la), prompt, config, verify_fn=broken_verify)
             return out.new_tokens[:m]
 
         counts = empirical_counts(sample_sequences(one, samples), V, m)
@@ -241,6 +241,7 @@ def grade_broken_verifier(broken_verify: Callable, *, samples: int = 2000, verbo
 # 7. The drafting call by hand (PaSS)
 # ----------------------------------------------------------------------------------------
 
+
 def _tiny_setup(seed: int = 0):
     from ..lookahead import LookaheadEmbeddings
     from ..models import tiny_llama
@@ -255,7 +256,7 @@ def grade_drafting_call(drafting_call: Callable, *, verbose: bool = True) -> Gra
     ``cache`` the KV of the pending tokens only (Algorithm 1, step 1)."""
     from transformers import DynamicCache
 
-    from ..drafters import lookahead_logits
+    from ..drafters.lookahead import lookahead_logits
 
     def check() -> str:
         tiny, la = _tiny_setup()
@@ -282,6 +283,7 @@ def grade_drafting_call(drafting_call: Callable, *, verbose: bool = True) -> Gra
 # 8. Which token each [LA]_j is trained against (PaSS training)
 # ----------------------------------------------------------------------------------------
 
+
 def grade_lookahead_targets(targets: Callable, *, verbose: bool = True) -> Grade:
     """``targets(tokens (T,), i, L) -> (L,)``: the training targets of [LA]_1..[LA]_L inserted after index i."""
     from ..training.train import lookahead_targets
@@ -306,6 +308,7 @@ def grade_lookahead_targets(targets: Callable, *, verbose: bool = True) -> Grade
 # 9. The block attention mask of the training objective (PaSS training)
 # ----------------------------------------------------------------------------------------
 
+
 def grade_block_mask(block_mask: Callable, *, verbose: bool = True) -> Grade:
     """``block_mask(insertions (K,), T, L) -> bool (K L, T + K L)``: which keys each look-ahead row may see."""
     from ..training.train import block_attention_mask
@@ -323,8 +326,10 @@ def grade_block_mask(block_mask: Callable, *, verbose: bool = True) -> Grade:
                 wrong = (got != want).nonzero()
                 if len(wrong):
                     row, col = wrong[0].tolist()
-                    assert False, (f"K={K}, L={L}, T={T}, insertions {insertions.tolist()}: row {row} "
-                                   f"(block {row // L}, [LA]_{row % L + 1}), key {col}: you say {bool(got[row, col])}, expected {bool(want[row, col])}")
+                    raise AssertionError(
+                        f"K={K}, L={L}, T={T}, insertions {insertions.tolist()}: row {row} "
+                        f"(block {row // L}, [LA]_{row % L + 1}), key {col}: you say {bool(got[row, col])}, expected {bool(want[row, col])}"
+                    )
                 cases += 1
         return f"{cases} random insertion sets"
 
@@ -334,6 +339,7 @@ def grade_block_mask(block_mask: Callable, *, verbose: bool = True) -> Grade:
 # ----------------------------------------------------------------------------------------
 # 10. Two calls against a separate draft model (PaSS theory)
 # ----------------------------------------------------------------------------------------
+
 
 def grade_pass_vs_classic(compare: Callable, *, verbose: bool = True) -> Grade:
     """``compare(alpha, L) -> (pass_tokens_per_call, classic_tokens_per_target_call)`` with independent acceptance."""
@@ -345,7 +351,9 @@ def grade_pass_vs_classic(compare: Callable, *, verbose: bool = True) -> Grade:
             assert len(got) == 2, "return a pair (PaSS, classic)"
             want = (theory.pass_tokens_per_call(a, L), 1 + theory.expected_accepted(a, L))
             for name, g_, w in zip(("PaSS", "classic speculative sampling"), got, want):
-                assert math.isclose(float(g_), w, rel_tol=1e-9, abs_tol=1e-12), f"alpha={a}, L={L}: {name} gives {float(g_):.6f}, expected {w:.6f}"
+                assert math.isclose(float(g_), w, rel_tol=1e-9, abs_tol=1e-12), (
+                    f"alpha={a}, L={L}: {name} gives {float(g_):.6f}, expected {w:.6f}"
+                )
         return f"{len(grid)} (alpha, L) pairs"
 
     return _run("two calls against a draft model", check, verbose)
@@ -354,6 +362,7 @@ def grade_pass_vs_classic(compare: Callable, *, verbose: bool = True) -> Grade:
 # ----------------------------------------------------------------------------------------
 # 11. Predict one-call PaSS on your own machine (PaSS speed)
 # ----------------------------------------------------------------------------------------
+
 
 def grade_fused_prediction(predict: Callable, *, verbose: bool = True) -> Grade:
     """``predict(latency: dict n -> s, acceptance, groups) -> speed-up`` of one-call PaSS over autoregressive."""
@@ -370,7 +379,9 @@ def grade_fused_prediction(predict: Callable, *, verbose: bool = True) -> Grade:
             curve = LatencyCurve(list(latency), list(latency.values()), 0, 1, "cpu", "float32", "x")
             want = predicted_fused_speedup(curve, a, groups)
             got = float(predict(dict(latency), list(a), list(groups)))
-            assert math.isclose(got, want, rel_tol=1e-6), f"case {case} (L={L}, groups {groups}): you predict {got:.4f}x, expected {want:.4f}x"
+            assert math.isclose(got, want, rel_tol=1e-6), (
+                f"case {case} (L={L}, groups {groups}): you predict {got:.4f}x, expected {want:.4f}x"
+            )
         return "25 random latency curves, acceptance profiles and group sets"
 
     return _run("one-call PaSS on your machine", check, verbose)

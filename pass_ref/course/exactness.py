@@ -1,7 +1,7 @@
 """Checking distributional exactness by enumeration (notebook ``03_correctness``).
 
 Speculative sampling promises that the generated tokens follow the target's own law
-(Leviathan et al. 2023, Theorem 1). On a model with a small vocabulary V, the exact
+(Chen et al. 2023, Theorem 1). On a model with a small vocabulary V, the exact
 law of the first m generated tokens can be computed by enumerating all V^m sequences;
 samples from any decoding method can then be compared with it by a chi-square test.
 """

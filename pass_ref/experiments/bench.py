@@ -1,17 +1,14 @@
 """Speed benchmark: every method on the same prompts, in one process, interleaved.
 
-Methods (``METHODS``; the paper's are in ``docs/paper.md``):
+Methods: every entry of the method table (``pass_ref.METHODS``: ours, run through the one
+loop) plus two reference runs of transformers (``REFERENCE``):
 
-    ar             our autoregressive loop with a KV cache (``autoregressive_generate``)
     hf             Hugging Face ``model.generate`` (greedy or sampling)
-    pass-unk       PaSS with untrained [UNK] look-ahead vectors (the paper's baseline)
-    pass           PaSS with trained look-ahead embeddings
-    speculative    speculative sampling with a draft model (self-speculative: the
-                   target's first layers, ``truncated_draft_model``)
     prompt-lookup  transformers' prompt lookup decoding (``prompt_lookup_num_tokens``), greedy only
-    pass-fused     one-call PaSS (``pass_generate(fused=True)``), trained sets, group set ``groups``
-    lookup         our prompt lookup (``prompt_lookup_generate``), greedy and sampled
-    hybrid         one-call PaSS + prompt lookup (``pass_generate(fused=True, prompt_lookup=True)``)
+
+A method registered in the table (a test may register its own) is benchmarked with no
+change here: its keyword options come from ``BenchRunner(options=...)``, its draft size
+("L" column) from the option the table names as its ``size``.
 
 With a latency curve t(n), every row also gets the speed-up the latency model predicts
 from the sizes of the calls it really made (``latency.predicted_speedup_from_calls``;
@@ -32,28 +29,32 @@ import json
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from ..cache import input_device, synchronize
-from ..decoding import autoregressive_generate, pass_generate, prompt_lookup_generate, speculative_generate
+from ..cache import input_device
+from ..config import DecodingConfig
 from ..lookahead import LookaheadEmbeddings
+from ..loop import decode
+from ..methods import METHODS as TABLE
+from ..methods import make_drafter
+from .timing import synchronize, timed
 
-METHODS = ("ar", "hf", "pass-unk", "pass", "pass-fused", "speculative", "prompt-lookup", "lookup", "hybrid")
-LABELS = {
-    "ar": "autoregressive (ours)",
-    "hf": "HF generate",
-    "pass-unk": "[UNK] look-ahead",
-    "pass": "PaSS (trained)",
-    "pass-fused": "PaSS, one call",
-    "speculative": "draft model (first layers)",
-    "prompt-lookup": "HF prompt lookup",
-    "lookup": "prompt lookup (ours)",
-    "hybrid": "hybrid: one-call PaSS + lookup",
-}
+REFERENCE = {"hf": "HF generate", "prompt-lookup": "HF prompt lookup"}  # transformers' own decoding, not drafters
+
+
+def all_methods() -> tuple[str, ...]:
+    """Every method the benchmark can run: the table's (in its order) and the reference runs."""
+    return (*TABLE, *REFERENCE)
+
+
+def label(method: str) -> str:
+    return REFERENCE[method] if method in REFERENCE else TABLE[method].label
+
+
 BASELINES = ("ar", "hf", "prompt-lookup")  # every row gets a paired speed-up over each (where it ran)
 
 
@@ -76,38 +77,58 @@ def plan_runs(
     lookaheads: Sequence[int],
     *,
     unk_lookaheads: Sequence[int] | None = None,
-    num_draft_tokens: int = 4,
+    options: dict[str, dict] | None = None,
     prompt_lookup_tokens: int = 10,
 ) -> list[RunSpec]:
-    """Every (method, L, T) combination to run; prompt lookup only at T = 0 (greedy only)."""
-    unknown = set(methods) - set(METHODS)
+    """Every (method, L, T) combination to run; HF prompt lookup only at T = 0 (greedy only).
+
+    A method whose ``size`` is ``num_lookahead`` runs once per L in ``lookaheads``
+    (``unk_lookaheads`` for the [UNK] baseline); others once, their size from ``options``.
+    """
+    known = all_methods()
+    unknown = set(methods) - set(known)
     if unknown:
-        raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {METHODS}")
+        raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {known}")
     if not temperatures:
         raise ValueError("give at least one temperature")
     if any(t < 0 for t in temperatures):
         raise ValueError(f"temperatures must be >= 0, got {list(temperatures)}")
     if not lookaheads or any(L < 1 for L in lookaheads):
         raise ValueError(f"look-ahead lengths must be >= 1, got {list(lookaheads)}")
-    unk_lookaheads = list(lookaheads) if unk_lookaheads is None else list(unk_lookaheads)
+    options = options or {}
     specs = []
     for T in temperatures:
-        for method in METHODS:
+        for method in known:
             if method not in methods:
                 continue
-            if method in ("ar", "hf"):
-                specs.append(RunSpec(method, None, T))
-            elif method in ("pass", "pass-fused", "hybrid"):
-                specs += [RunSpec(method, L, T) for L in lookaheads]
-            elif method == "lookup":
-                specs.append(RunSpec(method, prompt_lookup_tokens, T))
-            elif method == "pass-unk":
-                specs += [RunSpec(method, L, T) for L in unk_lookaheads]
-            elif method == "speculative":
-                specs.append(RunSpec(method, num_draft_tokens, T))
-            elif method == "prompt-lookup" and T == 0:
-                specs.append(RunSpec(method, prompt_lookup_tokens, T))
+            if method in REFERENCE:
+                if method == "hf":
+                    specs.append(RunSpec(method, None, T))
+                elif T == 0:
+                    specs.append(RunSpec(method, prompt_lookup_tokens, T))
+                continue
+            entry = TABLE[method]
+            if entry.size == "num_lookahead":
+                sizes = unk_lookaheads if (method == "pass-unk" and unk_lookaheads is not None) else lookaheads
+                specs += [RunSpec(method, L, T) for L in sizes]
+            else:
+                size = {**entry.defaults, **options.get(method, {})}.get(entry.size) if entry.size else None
+                specs.append(RunSpec(method, size, T))
     return specs
+
+
+def bench_options(*, num_draft_tokens: int = 4, prompt_lookup_tokens: int = 10, groups=(0, 1), hybrid_groups=(0,),
+                  draft_model=None, extra: dict[str, dict] | None = None) -> dict[str, dict]:
+    """The benchmark's flags as keyword options of the table's methods (``extra`` adds or overrides)."""
+    options = {
+        "pass-fused": {"groups": groups},
+        "hybrid": {"groups": hybrid_groups, "lookup_tokens": prompt_lookup_tokens},
+        "lookup": {"num_draft_tokens": prompt_lookup_tokens},
+        "speculative": {"num_draft_tokens": num_draft_tokens, "draft_model": draft_model},
+    }
+    for method, values in (extra or {}).items():
+        options[method] = {**options.get(method, {}), **values}
+    return options
 
 
 class _CallCounter:
@@ -129,7 +150,12 @@ class _CallCounter:
 
 
 class BenchRunner:
-    """Runs one ``RunSpec`` on one prompt and returns a flat record (a dict)."""
+    """Runs one ``RunSpec`` on one prompt and returns a flat record (a dict).
+
+    ``trained``: look-ahead sets by L for the methods that need one. ``options``: keyword
+    options per method name (e.g. ``{"pass-fused": {"groups": (0, 1)}}``); a method gets
+    only the options its table entry takes, plus ``num_lookahead`` from the spec.
+    """
 
     def __init__(
         self,
@@ -138,23 +164,15 @@ class BenchRunner:
         max_new_tokens: int,
         top_k: int | None = 10,
         trained: dict[int, LookaheadEmbeddings] | None = None,
-        unk: dict[int, LookaheadEmbeddings] | None = None,
-        draft_model=None,
+        options: dict[str, dict] | None = None,
         seed: int = 0,
-        groups=(0, 1),
-        hybrid_groups=(0,),
-        lookup_tokens: int = 8,
     ) -> None:
         self.model = model
         self.max_new_tokens = max_new_tokens
         self.top_k = top_k
         self.trained = trained or {}
-        self.unk = unk or {}
-        self.draft_model = draft_model
+        self.options = options or {}
         self.seed = seed
-        self.groups = groups  # one-call PaSS: the numbers of accepted drafts that get a group
-        self.hybrid_groups = hybrid_groups  # the same inside the hybrid (lookup drafts are longer)
-        self.lookup_tokens = lookup_tokens  # drafts per lookup iteration inside the hybrid
 
     def _hf(self, ids: torch.Tensor, spec: RunSpec) -> tuple[list[int], list[int], float]:
         config = copy.deepcopy(self.model.generation_config)
@@ -183,41 +201,35 @@ class BenchRunner:
             counter.close()
         return out[0, ids.shape[1] :].tolist(), counter.sizes, seconds
 
+    def drafter(self, spec: RunSpec):
+        """The drafter of ``spec`` from the method table."""
+        entry = TABLE[spec.method]
+        options = {k: v for k, v in self.options.get(spec.method, {}).items() if k in entry.options}
+        if entry.size == "num_lookahead":
+            options["num_lookahead"] = spec.L
+        lookahead = None
+        if entry.needs_lookahead:
+            if spec.L not in self.trained:
+                raise ValueError(f"no look-ahead embeddings for {spec.method} with L = {spec.L}")
+            lookahead = self.trained[spec.L]
+        return make_drafter(spec.method, self.model, lookahead, **options)
+
     def run(self, spec: RunSpec, prompt: Sequence[int], prompt_index: int) -> dict:
         device = self.model.get_input_embeddings().weight.device
         ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)  # (1, T)
-        common = dict(
-            max_new_tokens=self.max_new_tokens,
-            temperature=spec.temperature,
-            top_k=self.top_k if spec.temperature > 0 else None,
-            seed=self.seed + prompt_index,
-        )
         accepted: list[int] = []
         drafted: list[int] = []
-        if spec.method in ("hf", "prompt-lookup"):
+        if spec.method in REFERENCE:
             tokens, sizes, seconds = self._hf(ids, spec)
             calls, draft_calls = len(sizes), 0
         else:
-            if spec.method == "ar":
-                out = autoregressive_generate(self.model, ids, **common)
-            elif spec.method in ("pass", "pass-unk", "pass-fused", "hybrid"):
-                table = self.unk if spec.method == "pass-unk" else self.trained
-                if spec.L not in table:
-                    raise ValueError(f"no look-ahead embeddings for {spec.method} with L = {spec.L}")
-                variant = {
-                    "pass-fused": dict(fused=True, groups=self.groups),
-                    "hybrid": dict(fused=True, groups=self.hybrid_groups, prompt_lookup=True, lookup_tokens=self.lookup_tokens),
-                }.get(spec.method, {})
-                out = pass_generate(self.model, table[spec.L], ids, num_lookahead=spec.L, **variant, **common)
-            elif spec.method == "lookup":
-                out = prompt_lookup_generate(self.model, ids, num_draft_tokens=spec.L, **common)
-            elif spec.method == "speculative":
-                if self.draft_model is None:
-                    raise ValueError("the speculative method needs a draft model")
-                out = speculative_generate(self.model, self.draft_model, ids, num_draft_tokens=spec.L, **common)
-            else:
-                raise ValueError(f"unknown method {spec.method!r}")
-            tokens, calls, seconds = out.new_tokens.tolist(), out.stats.model_calls, out.stats.wall_time_s
+            config = DecodingConfig.from_options(
+                self.model, max_new_tokens=self.max_new_tokens, temperature=spec.temperature,
+                top_k=self.top_k if spec.temperature > 0 else None, seed=self.seed + prompt_index,
+            )
+            drafter = self.drafter(spec)
+            out, timing = timed(lambda: decode(self.model, drafter, ids, config))
+            tokens, calls, seconds = out.new_tokens.tolist(), out.stats.model_calls, timing.wall_s
             sizes = out.stats.call_sizes
             draft_calls = out.stats.draft_model_calls
             accepted, drafted = out.stats.accepted, out.stats.drafted
@@ -315,11 +327,11 @@ def summarize(records: Sequence[dict], latency=None, draft_call_s: float | None 
         (r["method"], r["temperature"], r["prompt_index"]): r for r in records if r["method"] in BASELINES
     }
     rows = []
-    order = {m: i for i, m in enumerate(METHODS)}
+    order = {m: i for i, m in enumerate(all_methods())}
     for (method, L, T), rs in sorted(groups.items(), key=lambda kv: (kv[0][2], order[kv[0][0]], kv[0][1] or 0)):
         row = {
             "method": method,
-            "label": LABELS[method],
+            "label": label(method),
             "L": L,
             "temperature": T,
             "prompts": len(rs),
@@ -370,7 +382,7 @@ def _fmt(x, spec: str = ".2f") -> str:
 def format_markdown(rows: Sequence[dict]) -> str:
     """The summary as a markdown table (one row per method, L, T)."""
     lines = [
-        "| method | L | T | prompts | s / 100 tok | × vs our AR | × vs HF generate | × vs HF prompt lookup | tokens / call | acceptance LA_1..L | same greedy tokens as AR | predicted × vs our AR |",
+        "| method | L | T | prompts | s / 100 tok | × vs our AR | × vs HF generate | × vs HF prompt lookup | tokens / call | acceptance LA_1..L | same greedy tokens as AR | predicted × vs our AR |",  # noqa: E501 (a table row)
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from .bench import LABELS
+from .bench import label
 
 
 def _rows(rows, method, T=None):
@@ -27,14 +27,14 @@ def plot_vs_lookahead(rows: Sequence[dict], temperature: float):
         rs = sorted(_rows(rows, method, temperature), key=lambda r: r["L"])
         if rs:
             Ls = [r["L"] for r in rs]
-            ax_t.plot(Ls, [r["seconds_per_100"] for r in rs], marker=marker, label=LABELS[method])
-            ax_s.plot(Ls, [r["speedup_vs_ar"] for r in rs], marker=marker, label=LABELS[method])
+            ax_t.plot(Ls, [r["seconds_per_100"] for r in rs], marker=marker, label=label(method))
+            ax_s.plot(Ls, [r["speedup_vs_ar"] for r in rs], marker=marker, label=label(method))
             pred = [r.get("predicted_speedup") for r in rs]
             if all(p is not None for p in pred):
-                ax_s.plot(Ls, pred, marker=marker, ls="--", alpha=0.6, label=LABELS[method] + " (latency model)")
+                ax_s.plot(Ls, pred, marker=marker, ls="--", alpha=0.6, label=label(method) + " (latency model)")
     for method in ("ar", "hf"):
         for r in _rows(rows, method, temperature):
-            ax_t.axhline(r["seconds_per_100"], ls=":", color="grey" if method == "ar" else "tab:red", label=LABELS[method])
+            ax_t.axhline(r["seconds_per_100"], ls=":", color="grey" if method == "ar" else "tab:red", label=label(method))
     ax_s.axhline(1.0, ls=":", color="grey")
     ax_t.set(xlabel="look-ahead tokens L", ylabel="seconds per 100 tokens (median)", title=f"time, T = {temperature:g}")
     ax_s.set(xlabel="look-ahead tokens L", ylabel="speed-up over our AR", title="speed-up (median of paired ratios)")
@@ -53,7 +53,7 @@ def plot_vs_temperature(rows: Sequence[dict], L: int):
         rs = [r for r in rows if r["method"] == method and (method not in ("pass", "pass-unk") or r["L"] == L)]
         rs.sort(key=lambda r: r["temperature"])
         if rs:
-            ax.plot([r["temperature"] for r in rs], [r["speedup_vs_ar"] for r in rs], marker="o", label=LABELS[method])
+            ax.plot([r["temperature"] for r in rs], [r["speedup_vs_ar"] for r in rs], marker="o", label=label(method))
     ax.axhline(1.0, ls=":", color="grey")
     ax.set(xlabel="temperature T", ylabel="speed-up over our AR", title=f"speed-up vs temperature (PaSS L = {L})")
     ax.grid(alpha=0.3)
@@ -69,7 +69,7 @@ def plot_acceptance(rows: Sequence[dict]):
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for r in rs:
         acc = [a if not math.isnan(a) else 0.0 for a in r["acceptance"]]
-        ax.plot(range(1, len(acc) + 1), acc, marker="o", label=f"{LABELS[r['method']]} L={r['L']} T={r['temperature']:g}")
+        ax.plot(range(1, len(acc) + 1), acc, marker="o", label=f"{label(r['method'])} L={r['L']} T={r['temperature']:g}")
     ax.set(xlabel="draft position i", ylabel="acceptance (fraction of iterations)", title="accepted drafts per position", ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)

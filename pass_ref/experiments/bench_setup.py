@@ -14,8 +14,9 @@ from typing import Sequence
 
 import torch
 
-from .bench import BenchRunner, plan_runs, run_benchmark, summarize, write_results
 from ..lookahead import LookaheadEmbeddings
+from ..methods import METHODS as TABLE
+from .bench import BenchRunner, all_methods, bench_options, plan_runs, run_benchmark, summarize, write_results
 
 TASKS = ("humaneval", "code", "text")
 
@@ -71,7 +72,7 @@ def benchmark(
     unk_lookaheads: Sequence[int] | None = None,
     temperatures: Sequence[float] = (0.0,),
     top_k: int | None = 10,
-    methods: Sequence[str] = ("ar", "hf", "pass-unk", "pass", "pass-fused", "speculative", "prompt-lookup", "lookup", "hybrid"),
+    methods: Sequence[str] | None = None,
     num_draft_tokens: int = 4,
     draft_layers: int = 8,
     prompt_lookup_tokens: int = 10,
@@ -84,24 +85,29 @@ def benchmark(
     command: str = "",
     seed: int = 0,
     progress: bool = True,
+    options: dict[str, dict] | None = None,
 ) -> BenchResult:
-    """Run the benchmark; with ``out`` write summary.md/.csv, results.json, records.jsonl, figures."""
+    """Run the benchmark; with ``out`` write summary.md/.csv, results.json, records.jsonl, figures.
+
+    ``methods``: names from the method table and the reference runs (None: all of them).
+    ``options``: keyword options per method, on top of those the flags above give.
+    """
     from ..models import truncated_draft_model
     from .doctor import machine_features
     from .latency import measure_forward_latency
 
     start = time.perf_counter()
-    specs = plan_runs(
-        methods, temperatures, lookaheads, unk_lookaheads=unk_lookaheads,
-        num_draft_tokens=num_draft_tokens, prompt_lookup_tokens=prompt_lookup_tokens,
-    )
+    methods = list(all_methods()) if methods is None else list(methods)
+    ours = [TABLE[m] for m in methods if m in TABLE]
+    draft = truncated_draft_model(model, draft_layers) if any("draft_model" in m.options for m in ours) else None
+    options = bench_options(num_draft_tokens=num_draft_tokens, prompt_lookup_tokens=prompt_lookup_tokens, groups=groups,
+                            hybrid_groups=hybrid_groups, draft_model=draft, extra=options)
+    specs = plan_runs(methods, temperatures, lookaheads, unk_lookaheads=unk_lookaheads, options=options,
+                      prompt_lookup_tokens=prompt_lookup_tokens)
     prompt_ids = task_prompts(tokenizer, task, prompts, seed=seed)
-    if trained is None and {"pass", "pass-fused", "hybrid"} & set(methods):
+    if trained is None and any(m.needs_lookahead for m in ours):
         trained = trained_lookaheads(model, task, lookaheads, recipe=recipe)
-    unk = {s.L: LookaheadEmbeddings.from_token(model, s.L) for s in specs if s.method == "pass-unk"}
-    draft = truncated_draft_model(model, draft_layers) if "speculative" in methods else None
-    runner = BenchRunner(model, max_new_tokens=max_new_tokens, top_k=top_k, trained=trained, unk=unk, draft_model=draft, seed=seed,
-                         groups=groups, hybrid_groups=hybrid_groups, lookup_tokens=prompt_lookup_tokens)
+    runner = BenchRunner(model, max_new_tokens=max_new_tokens, top_k=top_k, trained=trained, options=options, seed=seed)
     records_path = None
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -112,7 +118,7 @@ def benchmark(
         # A realistic cache: the median prompt plus half of the generated tokens.
         context = sorted(len(p) for p in prompt_ids)[len(prompt_ids) // 2] + max_new_tokens // 2
         # Up to the largest call any method makes: a hybrid call has lookup drafts and groups.
-        L_max = max(list(lookaheads) + list(unk or {}))
+        L_max = max(list(lookaheads) + list(unk_lookaheads or []))
         G = max(L_max + 1 if g is None else len(g) for g in (groups, hybrid_groups))
         largest = 1 + max(L_max, num_draft_tokens, prompt_lookup_tokens) + G * L_max
         points = sorted({n for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 17, 21, 25, 29, 33, 41, 49) if n < largest} | {largest})

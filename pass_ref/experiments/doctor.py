@@ -27,7 +27,11 @@ from pathlib import Path
 
 import torch
 
-from ..decoding import autoregressive_generate, pass_generate, prompt_lookup_generate
+from ..config import DecodingConfig
+from ..loop import decode
+from ..methods import METHODS as TABLE
+from ..methods import make_drafter
+from .bench import bench_options
 from .latency import LatencyCurve, break_even, measure_forward_latency, predicted_seconds
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
@@ -79,15 +83,27 @@ class MethodRun:
 
 
 def method_table(model, lookahead, L: int, *, groups=(0, 1), hybrid_groups=(0,), lookup_tokens: int = 8) -> dict:
-    """The methods the doctor compares: name -> (L, generate(ids, max_new_tokens))."""
-    return {
-        "autoregressive": (None, lambda ids, n: autoregressive_generate(model, ids, max_new_tokens=n)),
-        "PaSS (two calls)": (L, lambda ids, n: pass_generate(model, lookahead, ids, max_new_tokens=n, num_lookahead=L)),
-        "PaSS (one call)": (L, lambda ids, n: pass_generate(model, lookahead, ids, max_new_tokens=n, num_lookahead=L, fused=True, groups=groups)),
-        "prompt lookup": (lookup_tokens, lambda ids, n: prompt_lookup_generate(model, ids, num_draft_tokens=lookup_tokens, max_new_tokens=n)),
-        "hybrid (one call)": (L, lambda ids, n: pass_generate(
-            model, lookahead, ids, max_new_tokens=n, num_lookahead=L, fused=True, groups=hybrid_groups, prompt_lookup=True, lookup_tokens=lookup_tokens)),
-    }
+    """The methods the doctor compares: label -> (draft size, generate(ids, max_new_tokens)).
+
+    Every method of the table except controls ([UNK] look-ahead) and methods that need
+    something the doctor does not have (a draft model).
+    """
+    options = bench_options(prompt_lookup_tokens=lookup_tokens, groups=groups, hybrid_groups=hybrid_groups)
+    table = {}
+    for method in TABLE.values():
+        given = {k: v for k, v in options.get(method.name, {}).items() if k in method.options}
+        if method.size == "num_lookahead":
+            given["num_lookahead"] = L
+        if method.control or any(given.get(name) is None for name in method.required):
+            continue
+        size = {**method.defaults, **given}.get(method.size) if method.size else None
+
+        def run(ids, n, method=method, given=given):
+            drafter = make_drafter(method.name, model, lookahead if method.needs_lookahead else None, **given)
+            return decode(model, drafter, ids, DecodingConfig(max_new_tokens=n))
+
+        table[method.label] = (size, run)
+    return table
 
 
 def record_calls(methods: dict, prompts, max_new_tokens: int, progress: bool = False) -> list[MethodRun]:
@@ -163,10 +179,12 @@ class DoctorReport:
             lines.append(f"| {run.name} | {run.L if run.L is not None else '–'} | {run.tokens_per_call:.2f} | " + " | ".join(cells) + " |")
         r = self.recommendation()
         lines += ["", f"**Recommendation:** {r['method']}" + (f" (L or drafts = {r['L']})" if r["L"] else "")
-                  + f" in {r['dtype']}: predicted {r['ms_per_token']:.1f} ms per token, {r['predicted_speedup']:.2f}× autoregressive decoding in {r['dtype']}."]
+                  + f" in {r['dtype']}: predicted {r['ms_per_token']:.1f} ms per token, {r['predicted_speedup']:.2f}× autoregressive decoding in {r['dtype']}."]  # noqa: E501 (a table row)
         if r["dtype"] == "bfloat16":
-            lines.append("In bfloat16 a multi-token call rounds differently from a one-token call, so greedy outputs may differ "
-                         "from plain greedy decoding; sampling still follows the bfloat16 model's law exactly.")
+            lines.append(
+                "In bfloat16 a multi-token call rounds differently from a one-token call, so greedy outputs may differ "
+                "from plain greedy decoding; sampling still follows the bfloat16 model's law exactly."
+            )
         lines.append(f"\n(doctor ran in {self.seconds:.0f} s)")
         return "\n".join(lines)
 
@@ -197,7 +215,9 @@ def run_doctor(
     runs = None
     for dtype in dtypes:
         model, tokenizer = load_model(model_name, dtype=dtype, device=device)
-        curves[str(dtype).replace("torch.", "")] = measure_forward_latency(model, LATENCY_N, context=128, repeats=repeats, warmup=2, progress=progress)
+        curves[str(dtype).replace("torch.", "")] = measure_forward_latency(
+            model, LATENCY_N, context=128, repeats=repeats, warmup=2, progress=progress
+        )
         if runs is None:  # call sizes do not depend on the dtype (up to rounding): measure once
             if lookahead_dir is None:
                 lookahead = load_lookahead("code", L, recipe=recipe, model=model)  # another model: pass lookahead_dir

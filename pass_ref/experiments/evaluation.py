@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..decoding import pass_generate
+from ..generate import pass_generate
 from ..lookahead import LookaheadEmbeddings
 
 
@@ -163,7 +163,18 @@ def plot_training_curves(histories: dict[str, dict], *, smooth: int = 10, ax=Non
     return fig
 
 
-def heldout_report(model, tokenizer, lookahead: LookaheadEmbeddings, domain: str, *, seq_len: int = 128, windows: int = 64, prompts: int = 8, new_tokens: int = 64, seed: int = 0) -> dict:
+def heldout_report(
+    model,
+    tokenizer,
+    lookahead: LookaheadEmbeddings,
+    domain: str,
+    *,
+    seq_len: int = 128,
+    windows: int = 64,
+    prompts: int = 8,
+    new_tokens: int = 64,
+    seed: int = 0,
+) -> dict:
     """The held-out figures stored in a checkpoint's metadata.
 
     The training objective on ``windows`` held-out windows (loss and top-1 accuracy per

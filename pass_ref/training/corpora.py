@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-DOMAINS = ("code", "text")
+from ..trained import DOMAINS
+
 SPLITS = ("train", "heldout")
 _EXCLUDED_DIRS = {"site-packages", "dist-packages", "__pycache__", "idlelib", "lib2to3", "turtledemo", "ensurepip", "tkinter"}
 

@@ -98,7 +98,11 @@ def self_distilled_windows(
     parts = []
     for j, config in enumerate(configs):
         part = chosen[j :: len(configs)]
-        parts.append(continue_windows(model, part, prompt_len=prompt_len, sampling=config, batch_size=batch_size, generator=sample_gen, progress=progress))
+        parts.append(
+            continue_windows(
+                model, part, prompt_len=prompt_len, sampling=config, batch_size=batch_size, generator=sample_gen, progress=progress
+            )
+        )
     out = torch.empty_like(chosen)
     for j, part in enumerate(parts):
         out[j :: len(configs)] = part

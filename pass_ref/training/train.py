@@ -41,8 +41,9 @@ from pathlib import Path
 import torch
 from transformers import DynamicCache
 
+from ..checks import check_L
+from ..lookahead import LookaheadEmbeddings
 from .corpora import tokenize_windows
-from ..lookahead import LookaheadEmbeddings, check_num_lookahead
 
 
 def sample_insertions(
@@ -234,7 +235,7 @@ class TrainConfig:
         return cls(**{"targets": "data", "data": "corpus", "deep": False, **overrides})
 
     def __post_init__(self) -> None:
-        check_num_lookahead(self.num_lookahead)
+        check_L(self.num_lookahead)
         for name in ("steps", "batch_size", "blocks_per_sequence", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
