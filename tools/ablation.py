@@ -26,15 +26,15 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from pass_ref import LookaheadEmbeddings, load_model
 from pass_ref.experiments.bench_setup import benchmark
-from pass_ref.training.corpora import heldout_prompts, load_corpus, tokenize_windows
-from pass_ref.training.distill import self_distilled_windows
 from pass_ref.experiments.evaluation import measure_acceptance
 from pass_ref.experiments.results_doc import ablation_table
+from pass_ref.training.corpora import heldout_prompts, load_corpus, tokenize_windows
+from pass_ref.training.distill import self_distilled_windows
 from pass_ref.training.train import TrainConfig, train_lookahead
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Each row: the options that differ from the paper's recipe (``docs/paper.md``; mean-embedding start).
 ROWS = {
@@ -127,13 +127,19 @@ def main(argv=None) -> int:
         for step_dir in sorted(snaps.glob("step*"), key=lambda p: int(p.name[4:])):
             snap = LookaheadEmbeddings.from_pretrained(step_dir, model=model)
             r = measure_acceptance(model, snap, prompts, max_new_tokens=64, seed=0)
-            row["by_step"][step_dir.name[4:]] = {"acceptance": [round(a, 4) for a in r.acceptance], "tokens_per_call": round(r.tokens_per_call, 4)}
+            row["by_step"][step_dir.name[4:]] = {
+                "acceptance": [round(a, 4) for a in r.acceptance],
+                "tokens_per_call": round(r.tokens_per_call, 4),
+            }
         row["humaneval_wall_clock"] = wall_clock(model, tokenizer, la)
         results["rows"][name] = row
         results_path.write_text(json.dumps(results, indent=1))
         g = row["heldout_code"]["greedy"]
-        print(f"   {minutes:.1f} min; greedy LA {g['acceptance']} -> {g['tokens_per_call']} tokens/call; "
-              f"HumanEval wall clock {row['humaneval_wall_clock']}", flush=True)
+        print(
+            f"   {minutes:.1f} min; greedy LA {g['acceptance']} -> {g['tokens_per_call']} tokens/call; "
+            f"HumanEval wall clock {row['humaneval_wall_clock']}",
+            flush=True,
+        )
     (out / "table.md").write_text(ablation_table(results) + "\n")
     print(ablation_table(results))
     return 0

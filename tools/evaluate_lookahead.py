@@ -3,7 +3,7 @@
     .venv/bin/python tools/evaluate_lookahead.py [--prompts 10] [--max-new-tokens 48]
 
 Default model in bfloat16, PaSS decoding with EOS ignored. Writes
-``pass_ref/trained/evaluation.json`` (every row) and prints markdown tables:
+``results/trained/evaluation.json`` (every row) and prints markdown tables:
 
 1. L = 4, code embeddings: held-out code prompts and HumanEval prompts;
    text embeddings: held-out text prompts. Greedy and T = 0.2 / 0.5 / 0.8 with top-k 10.
@@ -24,10 +24,10 @@ import torch
 
 import pass_ref
 from pass_ref import LookaheadEmbeddings
-from pass_ref.training.corpora import heldout_prompts
 from pass_ref.experiments.data import humaneval_prompts
 from pass_ref.experiments.evaluation import compare_lookaheads, format_table
-from pass_ref.trained import SHIPPED_L, TRAINED_DIR, load_lookahead
+from pass_ref.trained import RESULTS_DIR, SHIPPED_L, load_lookahead
+from pass_ref.training.corpora import heldout_prompts
 
 TEMPERATURES = (0.0, 0.2, 0.5, 0.8)
 
@@ -37,10 +37,10 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--recipe", choices=["paper", "extended"], default=None, help="default: both, one file each")
-    parser.add_argument("--out", default=None, help="default: pass_ref/trained/evaluation[_paper].json")
+    parser.add_argument("--out", default=None, help="default: results/trained/evaluation[_paper].json")
     args = parser.parse_args()
     for recipe in [args.recipe] if args.recipe else ["paper", "extended"]:
-        out = args.out or str(TRAINED_DIR / ("evaluation.json" if recipe == "extended" else "evaluation_paper.json"))
+        out = args.out or str(RESULTS_DIR / ("evaluation.json" if recipe == "extended" else "evaluation_paper.json"))
         evaluate(args, recipe, out)
     return 0
 
@@ -65,12 +65,16 @@ def evaluate(args, recipe: str, out: str) -> None:
     by_temperature = compare_lookaheads(
         model, candidates("code", 4), {k: prompts[k] for k in ("held-out code", "HumanEval")}, temperatures=TEMPERATURES, **common
     )
-    by_temperature += compare_lookaheads(model, candidates("text", 4), {"held-out text": prompts["held-out text"]}, temperatures=TEMPERATURES, **common)
+    by_temperature += compare_lookaheads(
+        model, candidates("text", 4), {"held-out text": prompts["held-out text"]}, temperatures=TEMPERATURES, **common
+    )
     print(format_table(by_temperature), flush=True)
     by_L = []
     for domain in ("code", "text"):
         for L in SHIPPED_L:
-            by_L += compare_lookaheads(model, candidates(domain, L, controls=False), {f"held-out {domain}": prompts[f"held-out {domain}"]}, **common)
+            by_L += compare_lookaheads(
+                model, candidates(domain, L, controls=False), {f"held-out {domain}": prompts[f"held-out {domain}"]}, **common
+            )
     print(format_table(by_L), flush=True)
     minutes = (time.perf_counter() - start) / 60
     result = {

@@ -68,13 +68,21 @@ def main(argv=None) -> int:
         for recipe, lookahead in sets.items():
             row = {"model": label, "set": recipe, **measure(model, lookahead, prompts, args.max_new_tokens)}
             rows.append(row)
-            print(f"{label}, {recipe}: two-call {row['two_call_tokens_per_call']:.3f}, one-call {row['one_call_tokens_per_call']:.3f} "
-                  f"tokens/call; ratio {row['measured_ratio']:.3f} (predicted {row['predicted_ratio']:.3f}); same tokens: {row['same_tokens']}",
-                  flush=True)
+            print(
+                f"{label}, {recipe}: two-call {row['two_call_tokens_per_call']:.3f}, one-call {row['one_call_tokens_per_call']:.3f} "
+                f"tokens/call; ratio {row['measured_ratio']:.3f} (predicted {row['predicted_ratio']:.3f}); same tokens: {row['same_tokens']}",  # noqa: E501 (a table row)
+                flush=True,
+            )
         del model
-    payload = {"command": "python tools/fused_gain.py" + (" --qwen" if args.qwen else ""), "prompts": args.prompts,
-               "max_new_tokens": args.max_new_tokens, "dtype": "float32", "machine": machine_features("cpu"), "rows": rows,
-               "minutes": round((time.perf_counter() - start) / 60, 2)}
+    payload = {
+        "command": "python tools/fused_gain.py" + (" --qwen" if args.qwen else ""),
+        "prompts": args.prompts,
+        "max_new_tokens": args.max_new_tokens,
+        "dtype": "float32",
+        "machine": machine_features("cpu"),
+        "rows": rows,
+        "minutes": round((time.perf_counter() - start) / 60, 2),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=1), encoding="utf-8")
     print(f"written to {out}")

@@ -15,7 +15,7 @@ Installs nothing. Runs on a machine with a CUDA GPU and PyTorch + transformers:
    HF ``generate``, seconds per PaSS iteration (L = 4, two calls), hence the loops'
    Python/launch overhead over t(1).
 4. Predicted PaSS speed-ups on those shapes from the acceptance measured on the CPU
-   (``pass_ref/trained/evaluation.json``): from t(n) alone and from the measured
+   (``results/trained/evaluation.json``): from t(n) alone and from the measured
    iteration times.
 
 Writes ``gpu_check.json`` and a log under ``--out``. ``--shapes tiny`` runs the whole
@@ -35,9 +35,6 @@ import time
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-
 import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -45,11 +42,17 @@ import pass_ref
 from pass_ref import LookaheadEmbeddings, autoregressive_generate, pass_generate, speculative_generate
 from pass_ref.experiments.latency import measure_forward_latency, predicted_pass_speedup
 
+ROOT = Path(__file__).resolve().parents[1]
+
 SHAPES = {
     # Llama-3.2-1B: 1.24 B parameters (tied embeddings untied here: +0.26 B, timing-neutral for decoding)
-    "llama-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256),
+    "llama-1b": dict(
+        hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=128256
+    ),
     # LLaMA-1 7B: the model of the paper's tables
-    "llama-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, vocab_size=32000),
+    "llama-7b": dict(
+        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, vocab_size=32000
+    ),
     # for a dry run of this script on a CPU
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=256),
 }
@@ -155,7 +158,12 @@ def run_tests(device: str, out: Path) -> dict:
         text, rc = f"timed out: {exc}", -1
     (out / "pytest_cuda.log").write_text(text)
     summary = [line for line in text.splitlines() if "passed" in line or "failed" in line or "error" in line.lower()]
-    return {"command": " ".join(cmd[2:]), "returncode": rc, "summary": summary[-1] if summary else text[-300:], "seconds": time.perf_counter() - start}
+    return {
+        "command": " ".join(cmd[2:]),
+        "returncode": rc,
+        "summary": summary[-1] if summary else text[-300:],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def predictions(curve, loops: dict | None, evaluation: dict) -> list[dict]:
@@ -206,7 +214,7 @@ def main(argv=None) -> int:
         "shapes": {},
     }
     log(f"device {result['device']}  torch {torch.__version__}  transformers {transformers.__version__}")
-    evaluation = json.loads((ROOT / "pass_ref" / "trained" / "evaluation.json").read_text())
+    evaluation = json.loads((ROOT / "results" / "trained" / "evaluation.json").read_text())
 
     def save():
         (out / "gpu_check.json").write_text(json.dumps(result, indent=1))

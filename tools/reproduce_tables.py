@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from pass_ref import load_model
-from pass_ref.experiments.bench import LABELS, format_markdown
+from pass_ref.experiments.bench import format_markdown
 from pass_ref.experiments.bench_setup import benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = {
     "quick": dict(prompts=3, tokens=96, humaneval=3),
@@ -79,15 +79,23 @@ def tables_markdown(results: dict, size: str) -> str:
                 f"{op['speedup_vs_ar']:.2f}× | {op['speedup_vs_hf']:.2f}× | {op['tokens_per_call']:.3f} | "
                 + " ".join(f"{a:.2f}" for a in op["acceptance"]) + " |"
             )
-    lines += ["", "## Table 1, right: number of look-ahead tokens (code, T = 0.8)", "",
-              "| L | paper speed-up | ours speed-up | ours tokens/call | ours LA_1..L | predicted (latency model) |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Table 1, right: number of look-ahead tokens (code, T = 0.8)",
+        "",
+        "| L | paper speed-up | ours speed-up | ours tokens/call | ours LA_1..L | predicted (latency model) |",
+        "|---|---|---|---|---|---|",
+    ]
     rows = results.get("table1_right", [])
     for L, secs in PAPER_RIGHT.items():
         r = _row(rows, "pass", 0.8, L)
         if r is not None:
             pred = f"{r['predicted_speedup']:.2f}×" if r.get("predicted_speedup") else "–"
-            lines.append(f"| {L} | {12.52 / secs:.2f}× | {r['speedup_vs_ar']:.2f}× | {r['tokens_per_call']:.3f} | "
-                         + " ".join(f"{a:.2f}" for a in r["acceptance"]) + f" | {pred} |")
+            lines.append(
+                f"| {L} | {12.52 / secs:.2f}× | {r['speedup_vs_ar']:.2f}× | {r['tokens_per_call']:.3f} | "
+                + " ".join(f"{a:.2f}" for a in r["acceptance"])
+                + f" | {pred} |"
+            )
     lines += ["", f"## HumanEval prompts, greedy, L = 4 (paper: PaSS {PAPER_HUMANEVAL_GREEDYISH:.2f}× at T = 0.1)", ""]
     if "headline" in results:
         lines.append(format_markdown(results["headline"]))
@@ -112,18 +120,44 @@ def main(argv=None) -> int:
     if "table1_left" in only:
         for task in ("code", "text"):
             print(f"== Table 1 left, {task}", flush=True)
-            r = benchmark(model, tokenizer, task=task, prompts=size["prompts"], lookaheads=[4], temperatures=[0.2, 0.5, 0.8],
-                          methods=["ar", "hf", "pass-unk", "pass"], out=out / f"table1_left_{task}", **common)
+            r = benchmark(
+                model,
+                tokenizer,
+                task=task,
+                prompts=size["prompts"],
+                lookaheads=[4],
+                temperatures=[0.2, 0.5, 0.8],
+                methods=["ar", "hf", "pass-unk", "pass"],
+                out=out / f"table1_left_{task}",
+                **common,
+            )
             results[f"table1_left_{task}"] = r.rows
     if "table1_right" in only:
         print("== Table 1 right", flush=True)
-        r = benchmark(model, tokenizer, task="code", prompts=size["prompts"], lookaheads=[2, 4, 6, 8], temperatures=[0.8],
-                      methods=["ar", "hf", "pass"], out=out / "table1_right", **common)
+        r = benchmark(
+            model,
+            tokenizer,
+            task="code",
+            prompts=size["prompts"],
+            lookaheads=[2, 4, 6, 8],
+            temperatures=[0.8],
+            methods=["ar", "hf", "pass"],
+            out=out / "table1_right",
+            **common,
+        )
         results["table1_right"] = r.rows
     if "headline" in only:
         print("== HumanEval, greedy", flush=True)
-        r = benchmark(model, tokenizer, task="humaneval", prompts=size["humaneval"], lookaheads=[4], temperatures=[0.0],
-                      out=out / "headline", **common)
+        r = benchmark(
+            model,
+            tokenizer,
+            task="humaneval",
+            prompts=size["humaneval"],
+            lookaheads=[4],
+            temperatures=[0.0],
+            out=out / "headline",
+            **common,
+        )
         results["headline"] = r.rows
     minutes = (time.perf_counter() - start) / 60
     text = tables_markdown(results, args.size) + f"\nCommand: `{command}` ({minutes:.1f} min, {torch.get_num_threads()} threads).\n"

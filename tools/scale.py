@@ -27,12 +27,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from pass_ref import LookaheadEmbeddings, load_model
-from pass_ref.training.corpora import heldout_prompts, load_corpus, tokenize_windows
 from pass_ref.experiments.evaluation import measure_acceptance
+from pass_ref.training.corpora import heldout_prompts, load_corpus, tokenize_windows
 from pass_ref.training.train import TrainConfig, evaluate_loss, train_lookahead
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MODELS = {"SmolLM2-135M-Instruct": None, "Qwen2.5-Coder-0.5B-Instruct": "qwen2.5-coder-0.5b-instruct"}
 
@@ -75,9 +75,16 @@ def main(argv=None) -> int:
         prompts = heldout_prompts(tokenizer, "code", 10, seed=0)
         heldout = tokenize_windows(tokenizer, load_corpus("code", "heldout"), config.seq_len, max_windows=32)
         loss, acc = evaluate_loss(model, la, heldout)
-        row = {"parameters": params, "lookahead_parameters": la.num_parameters, "recipe": asdict(config), "train_minutes": round(minutes, 2) if minutes is not None else None,
-               "distill_minutes": la.metadata.get("distill_minutes"), "heldout_loss": round(loss, 4),
-               "heldout_top1_accuracy": [round(a, 4) for a in acc], "final_train_loss": round(final_loss, 4)}
+        row = {
+            "parameters": params,
+            "lookahead_parameters": la.num_parameters,
+            "recipe": asdict(config),
+            "train_minutes": round(minutes, 2) if minutes is not None else None,
+            "distill_minutes": la.metadata.get("distill_minutes"),
+            "heldout_loss": round(loss, 4),
+            "heldout_top1_accuracy": [round(a, 4) for a in acc],
+            "final_train_loss": round(final_loss, 4),
+        }
         for label, kwargs in (("greedy", {}), ("T0.8", dict(temperature=0.8, top_k=10))):
             r = measure_acceptance(model, la, prompts, max_new_tokens=64, seed=0, **kwargs)
             row[label] = {"acceptance": [round(a, 4) for a in r.acceptance], "tokens_per_call": round(r.tokens_per_call, 4)}

@@ -7,7 +7,7 @@ Reads the runs ``<domain>-L{2,4,8}`` written by ``python -m pass_ref train``. Fo
 the first k vectors of the L = 8 training draft as well as the separate L = k training,
 and ships the one with more tokens per model call under greedy decoding. L = 6 is always
 the truncated L = 8 set and L = 8 the L = 8 training. The evidence goes to
-``pass_ref/trained/comparison.json``; each shipped directory keeps its training metadata
+``results/trained/comparison.json``; each shipped directory keeps its training metadata
 and curve and records ``shipped_from``; a truncated set gets its own held-out figures. The
 UNK-start run ``unk-code-L8``, if present, is summarised in ``unk_init_code_L8.json``.
 
@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 
 import pass_ref
-from pass_ref.training.corpora import heldout_prompts
 from pass_ref.experiments.evaluation import compare_lookaheads, heldout_report
-from pass_ref.trained import TRAINED_DIR
+from pass_ref.trained import RESULTS_DIR, TRAINED_DIR
+from pass_ref.training.corpora import heldout_prompts
 
 PROMPTS, NEW_TOKENS = 12, 64
 
@@ -61,13 +61,24 @@ def main() -> int:
             )
             scores = {}
             for r in results:
-                row = {"domain": domain, "L": k, "source": r.name, "temperature": r.temperature, "acceptance": r.acceptance, "tokens_per_call": r.tokens_per_call}
+                row = {
+                    "domain": domain,
+                    "L": k,
+                    "source": r.name,
+                    "temperature": r.temperature,
+                    "acceptance": r.acceptance,
+                    "tokens_per_call": r.tokens_per_call,
+                }
                 evidence["rows"].append(row)
                 print(json.dumps(row), flush=True)
                 if r.temperature == 0:
                     scores[r.name] = r.tokens_per_call
             winner = max(scores, key=scores.get)
-            shipped[(domain, k)] = (runs[k], f"separate L={k} training") if winner.startswith("separate") else (runs[8].truncated(k), "first k vectors of the L=8 training")
+            shipped[(domain, k)] = (
+                (runs[k], f"separate L={k} training")
+                if winner.startswith("separate")
+                else (runs[8].truncated(k), "first k vectors of the L=8 training")
+            )
             print(f"{domain} L={k}: ship {winner} ({scores})", flush=True)
         shipped[(domain, 6)] = (runs[8].truncated(6), "first 6 vectors of the L=8 training")
         shipped[(domain, 8)] = (runs[8], "L=8 training")
@@ -87,19 +98,19 @@ def main() -> int:
     if unk_run.is_dir():
         config = json.loads((unk_run / "lookahead_config.json").read_text())
         history = json.loads((unk_run / "history.json").read_text())
-        (TRAINED_DIR / "unk_init_code_L8.json").write_text(json.dumps({**history, "metadata": config["metadata"]}) + "\n")
+        (RESULTS_DIR / "unk_init_code_L8.json").write_text(json.dumps({**history, "metadata": config["metadata"]}) + "\n")
     mapping = {f"{d}-L{L}": source for (d, L), (_, source) in shipped.items()}
     if args.recipe == "paper":  # the comparison evidence describes the extended sets; record the paper sets beside it
-        evidence = json.loads((TRAINED_DIR / "comparison.json").read_text())
+        evidence = json.loads((RESULTS_DIR / "comparison.json").read_text())
         evidence["shipped_paper"] = mapping
-        (TRAINED_DIR / "comparison.json").write_text(json.dumps(evidence, indent=1) + "\n")
+        (RESULTS_DIR / "comparison.json").write_text(json.dumps(evidence, indent=1) + "\n")
         print(f"shipped {len(shipped)} sets into {TRAINED_DIR / args.recipe}")
         return 0
     if args.truncated_only:  # keep the measured comparison (it was made with the paper's recipe)
-        evidence = json.loads((TRAINED_DIR / "comparison.json").read_text())
+        evidence = json.loads((RESULTS_DIR / "comparison.json").read_text())
         evidence.setdefault("recipe_of_the_comparison", "paper recipe (data targets, corpus), 150 steps")
     evidence["shipped"] = mapping
-    (TRAINED_DIR / "comparison.json").write_text(json.dumps(evidence, indent=1) + "\n")
+    (RESULTS_DIR / "comparison.json").write_text(json.dumps(evidence, indent=1) + "\n")
     print(f"shipped {len(shipped)} sets into {TRAINED_DIR}")
     return 0
 

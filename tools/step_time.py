@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from pass_ref import load_model
 from pass_ref.training.corpora import load_corpus, tokenize_windows
 from pass_ref.training.distill import self_distilled_windows
 from pass_ref.training.train import TrainConfig, train_lookahead
+
+ROOT = Path(__file__).resolve().parents[1]
 
 BUDGETS = {"shipped (1024 windows, 150 steps)": (1024, 150), "reduced (384 windows, 100 steps)": (384, 100)}
 LIMIT_MIN = 30.0
