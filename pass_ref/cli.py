@@ -192,15 +192,8 @@ def cmd_train(args) -> int:
     lookahead, history = train_lookahead(model, tokenizer, windows, config, checkpoint=partial / "state.pt")
     minutes = (time.perf_counter() - start) / 60
     report = heldout_report(
-        model,
-        tokenizer,
-        lookahead,
-        args.domain,
-        seq_len=config.seq_len,
-        windows=args.eval_windows,
-        prompts=args.eval_prompts,
-        new_tokens=args.eval_tokens,
-        seed=args.seed,
+        model, tokenizer, lookahead, args.domain, seq_len=config.seq_len, windows=args.eval_windows, prompts=args.eval_prompts,
+        new_tokens=args.eval_tokens, seed=args.seed,
     )
     lookahead.metadata.update(
         {
@@ -335,16 +328,8 @@ def cmd_doctor(args) -> int:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda but torch sees no CUDA device")
-    report = run_doctor(
-        args.model,
-        lookahead_dir=args.lookahead,
-        recipe=args.recipe,
-        device=args.device,
-        L=args.num_lookahead,
-        prompts=args.prompts,
-        max_new_tokens=args.max_new_tokens,
-        repeats=args.repeats,
-    )
+    report = run_doctor(args.model, lookahead_dir=args.lookahead, recipe=args.recipe, device=args.device, L=args.num_lookahead,
+                        prompts=args.prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats)
     print(report.format())
     if args.out:
         save_report(report, args.out)
