@@ -23,6 +23,7 @@ VARIANTS = {
     "fused": dict(fused=True),
     "fused-groups0": dict(fused=True, groups=[0]),
     "fused-groups01": dict(fused=True, groups=(0, 1)),
+    "fused-groups1": dict(fused=True, groups=[1]),  # no group for a = 0: calls after a full rejection have no drafts
     "hybrid": dict(prompt_lookup=True),
     "fused-hybrid": dict(fused=True, prompt_lookup=True, lookup_tokens=6),
 }
@@ -100,6 +101,17 @@ def test_greedy_prompt_lookup_equals_autoregressive(tiny_model, K):
         assert torch.equal(out.new_tokens, ar.new_tokens)
         hits += sum(out.stats.accepted)
     assert hits > 0  # some copied drafts were accepted
+
+
+def test_hybrid_riding_along_only_on_a_miss_is_exact(tiny_model):
+    """ride_along="miss": the groups skip calls whose drafts were copied; greedy tokens are still AR's."""
+    from pass_ref.drafters.lookup import HybridDrafter, PromptLookupDrafter
+
+    for prompt in PROMPTS + [[1, 2, 3, 1, 2, 3, 1, 2]]:
+        ar = autoregressive_generate(tiny_model, prompt, max_new_tokens=25)
+        drafter = HybridDrafter(PromptLookupDrafter(4), FusedLookaheadDrafter(tiny_model, lookahead(tiny_model, 3)), ride_along="miss")
+        out = pass_ref.decode(tiny_model, drafter, prompt, pass_ref.DecodingConfig(25))
+        assert torch.equal(out.new_tokens, ar.new_tokens)
 
 
 def test_fused_makes_one_call_per_iteration(tiny_model):

@@ -127,5 +127,7 @@ class FusedLookaheadDrafter(Drafter):
     def on_verified(self, n: int, length: int, extra_logits: torch.Tensor) -> None:
         """Keep the rows of G_n (if n had a group): the drafts of the next iteration."""
         parents = self._parents if extra_logits.shape[0] else []  # no rows: the groups did not ride along
-        groups = extra_logits.view(len(parents), self.L, -1)  # (G, L, V)
-        self._next = (length, groups[parents.index(n)]) if n in parents else None
+        self._next = None
+        if n in parents:
+            groups = extra_logits.view(len(parents), self.L, -1)  # (G, L, V)
+            self._next = (length, groups[parents.index(n)])
