@@ -20,11 +20,7 @@ def positive_int(name: str, value, *, minimum: int = 1) -> int:
 
 def check_L(L) -> int:
     """L, the number of look-ahead embeddings, is a positive int."""
-    if isinstance(L, bool) or not isinstance(L, int):
-        raise TypeError(f"the number of look-ahead tokens must be an int, got {type(L).__name__}")
-    if L < 1:
-        raise ValueError(f"the number of look-ahead tokens L must be >= 1, got {L}")
-    return L
+    return positive_int("the number of look-ahead tokens L", L)
 
 
 def vocab_size(model) -> int:
