@@ -181,15 +181,23 @@ def cmd_train(args) -> int:
         data=args.data,
         distill_windows=args.distill_windows,
         deep=args.deep,
+        eval_every=args.eval_every,
+        patience=args.patience,
     )
     model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype], device=args.device)
     corpus = load_corpus(args.domain, "train")
     windows = tokenize_windows(tokenizer, corpus, config.seq_len)
     print(f"{args.domain}: {len(corpus)} training documents -> {tuple(windows.shape)} windows; L={config.num_lookahead}")
+    validation = None
+    if config.eval_every:  # held-out windows after the ones the final report scores: early stopping never sees those
+        heldout = tokenize_windows(tokenizer, load_corpus(args.domain, "heldout"), config.seq_len)
+        validation = heldout[args.eval_windows : args.eval_windows + args.validation_windows]
+        if validation.shape[0] == 0:
+            raise ValueError(f"the held-out split has {heldout.shape[0]} windows, none left for validation after --eval-windows")
     partial = Path(f"{out}.partial")
     partial.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    lookahead, history = train_lookahead(model, tokenizer, windows, config, checkpoint=partial / "state.pt")
+    lookahead, history = train_lookahead(model, tokenizer, windows, config, checkpoint=partial / "state.pt", validation=validation)
     minutes = (time.perf_counter() - start) / 60
     report = heldout_report(
         model, tokenizer, lookahead, args.domain, seq_len=config.seq_len, windows=args.eval_windows, prompts=args.eval_prompts,
@@ -205,13 +213,17 @@ def cmd_train(args) -> int:
             "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
             "command": f"python -m pass_ref train --domain {args.domain} --lookahead {args.lookahead} --steps {args.steps} "
             f"--seed {args.seed} --init {args.init} --targets {args.targets} --data {args.data} "
-            f"--distill-windows {args.distill_windows} {'--deep' if args.deep else '--no-deep'} --out DIR",
+            f"--distill-windows {args.distill_windows} {'--deep' if args.deep else '--no-deep'} --dtype {args.dtype}"
+            + (f" --eval-every {args.eval_every} --patience {args.patience}" if args.eval_every else "")
+            + (f" --model {args.model}" if args.model else "") + " --out DIR",
         }
     )
     if out.exists():
         shutil.rmtree(out)
     lookahead.save_pretrained(out)
     history_json = {"loss": history.loss, "accuracy": history.accuracy, "heldout_loss": report["heldout_loss"]}
+    if config.eval_every:
+        history_json.update(validation=history.validation, best_step=history.best_step, stopped_at=history.stopped_at)
     (out / "history.json").write_text(json.dumps(history_json) + "\n")
     shutil.rmtree(partial)
     greedy = report["heldout_greedy"]
@@ -426,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--deep", action=argparse.BooleanOptionalAction, default=TrainConfig.deep, help="per-layer look-ahead vectors")
     tr.add_argument("--checkpoint-every", type=positive_int, default=25)
+    tr.add_argument("--eval-every", type=int, default=0, help="validate every N steps; stop when the loss stops improving (0: off)")
+    tr.add_argument("--patience", type=positive_int, default=3, help="validations without a new best before stopping")
+    tr.add_argument("--validation-windows", type=positive_int, default=32, help="held-out windows for early stopping")
     tr.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--eval-windows", type=positive_int, default=64, help="held-out windows for the held-out loss")

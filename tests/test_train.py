@@ -189,3 +189,27 @@ def test_init_choice(model):
     for init, expected in (("mean", table.mean(0)), ("unk", table[5])):
         la, _ = train_lookahead(model, None, data(), TrainConfig(**{**config.__dict__, "init": init}), progress=False)
         assert torch.allclose(la.weight[0], expected, atol=1e-6)
+
+
+def test_early_stopping_keeps_the_best_validated_vectors(model):
+    """With eval_every, training stops after `patience` validations without a new best and returns the best vectors."""
+    from pass_ref.training.train import evaluate_loss
+
+    validation = data(n=4, seed=1)
+    config = TrainConfig.paper(num_lookahead=2, steps=200, batch_size=4, lr=0.5, warmup=0, blocks_per_sequence=8, eval_every=2, patience=2)
+    la, history = train_lookahead(model, None, data(), config, progress=False, validation=validation)
+    assert history.stopped_at is not None and history.stopped_at < 200  # an lr this high overshoots: validation stops improving
+    assert len(history.loss) == history.stopped_at
+    losses = dict(history.validation)
+    assert losses[history.best_step] == min(losses.values())
+    assert history.stopped_at - history.best_step == 2 * config.patience
+    kept, _ = evaluate_loss(model, la, validation, blocks_per_sequence=8)
+    assert abs(kept - losses[history.best_step]) < 1e-6  # the returned vectors are the best ones, not the last
+    assert la.metadata["best_step"] == history.best_step
+    _, plain = train_lookahead(model, None, data(), TrainConfig.paper(**{**config.__dict__, "eval_every": 0}), progress=False)
+    assert len(plain.loss) == 200 and plain.stopped_at is None  # without validation every step runs
+
+
+def test_early_stopping_needs_validation_windows(model):
+    with pytest.raises(ValueError, match="validation"):
+        train_lookahead(model, None, data(), TrainConfig.paper(num_lookahead=2, steps=4, eval_every=2), progress=False)

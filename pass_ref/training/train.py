@@ -228,6 +228,8 @@ class TrainConfig:
     distill_windows: int = 1024  # windows continued by the model when data != "corpus"
     distill_prompt_len: int = 32  # tokens of each window kept as the prompt
     deep: bool = True  # per-layer look-ahead vectors at the LA positions (winner) | False (paper)
+    eval_every: int = 0  # steps between validation losses (0: none); training stops when it stops improving
+    patience: int = 3  # validations without a new best before stopping (the best vectors are kept)
 
     @classmethod
     def paper(cls, **overrides) -> "TrainConfig":
@@ -236,6 +238,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_L(self.num_lookahead)
+        if self.eval_every < 0 or self.patience < 1:
+            raise ValueError("eval_every must be >= 0 and patience >= 1")
         for name in ("steps", "batch_size", "blocks_per_sequence", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -258,10 +262,13 @@ class TrainConfig:
 
 @dataclass
 class TrainHistory:
-    """Per-step training loss and look-ahead top-1 accuracy per position."""
+    """Per-step training loss and look-ahead top-1 accuracy per position; validation losses."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[list[float]] = field(default_factory=list)
+    validation: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) every eval_every steps
+    best_step: int | None = None  # the step whose vectors were kept (early stopping)
+    stopped_at: int | None = None  # the step training stopped at, when the validation loss stopped improving
 
 
 def _schedule(config: TrainConfig):
@@ -285,6 +292,7 @@ def train_lookahead(
     progress: bool = True,
     distilled: torch.Tensor | None = None,
     snapshots: str | Path | None = None,
+    validation: torch.Tensor | None = None,
 ) -> tuple[LookaheadEmbeddings, TrainHistory]:
     """Train L look-ahead embeddings on token sequences; the model stays frozen.
 
@@ -304,6 +312,10 @@ def train_lookahead(
             across runs of an ablation; the caller counts their generation time).
         snapshots: a directory; the vectors are also saved there as ``step<N>/`` every
             ``checkpoint_every`` steps (acceptance against training length).
+        validation: (N, T) held-out windows; with ``config.eval_every`` their loss
+            (``evaluate_loss``) is measured every ``eval_every`` steps, training stops after
+            ``config.patience`` validations without a new best, and the best vectors are
+            returned (early stopping: ``config.steps`` is then a maximum).
     Returns:
         ``(lookahead, history)``. Raises ``FloatingPointError`` on a non-finite loss (the
         last good checkpoint is kept) and ``RuntimeError`` if a model weight changed.
@@ -356,6 +368,7 @@ def train_lookahead(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     generator = torch.Generator().manual_seed(config.seed)
     history = TrainHistory()
+    best = None  # (loss, weight, layer_weight) of the best validation so far (early stopping)
     start = 0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists():
@@ -370,7 +383,8 @@ def train_lookahead(
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         history = TrainHistory(**state["history"])
-        start = state["step"]
+        best = state.get("best")
+        start = state["step"] if history.stopped_at is None else config.steps
 
     def save(step: int) -> None:
         if checkpoint is None:
@@ -383,6 +397,7 @@ def train_lookahead(
             "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(),
             "history": asdict(history),
+            "best": best,
             "step": step,
         }
         tmp = checkpoint.with_suffix(".tmp")
@@ -394,6 +409,8 @@ def train_lookahead(
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, initial=start, total=config.steps, desc=f"training [LA] x {L}")
+    if config.eval_every and validation is None:
+        raise ValueError("eval_every needs validation windows")
     model_was_training = model.training
     model.eval()  # frozen also means no dropout
     for step in steps:
@@ -414,11 +431,26 @@ def train_lookahead(
         history.accuracy.append((correct.float() / (config.batch_size * K)).tolist())
         if progress:
             steps.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=" ".join(f"{a:.2f}" for a in history.accuracy[-1]))
+        if config.eval_every and (step + 1) % config.eval_every == 0:
+            val_loss, _ = evaluate_loss(model, lookahead, validation, blocks_per_sequence=config.blocks_per_sequence)
+            history.validation.append((step + 1, val_loss))
+            if best is None or val_loss < best[0]:
+                layer = lookahead.layer_weight.detach().clone() if lookahead.deep else None
+                best = (val_loss, lookahead.weight.detach().clone(), layer)
+                history.best_step = step + 1
+            elif (step + 1 - history.best_step) // config.eval_every >= config.patience:
+                history.stopped_at = step + 1
+                break
         if (step + 1) % config.checkpoint_every == 0:
             save(step + 1)
             if snapshots is not None:
                 lookahead.save_pretrained(Path(snapshots) / f"step{step + 1}", overwrite=True)
-    save(config.steps)
+    if best is not None:  # early stopping keeps the best validated vectors
+        with torch.no_grad():
+            lookahead.weight.copy_(best[1])
+            if lookahead.deep:
+                lookahead.layer_weight.copy_(best[2])
+    save(config.steps if history.stopped_at is None else history.stopped_at)
     model.train(model_was_training)
     for name, p in model.named_parameters():
         if p.grad is not None or not torch.equal(p.detach(), frozen[name]):
@@ -428,6 +460,8 @@ def train_lookahead(
             "trained": True,
             "recipe": asdict(config),
             "final_train_loss": history.loss[-1] if history.loss else None,
+            "steps_trained": len(history.loss),
+            **({"best_step": history.best_step, "stopped_at": history.stopped_at} if config.eval_every else {}),
             "distill_minutes": round(distill_seconds / 60, 2),
             "parameters": lookahead.num_parameters,
         }
