@@ -22,14 +22,14 @@ Shapes: ``P`` cached positions, ``T`` new tokens, ``M`` extra vectors, ``D`` hid
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from transformers import DynamicCache
 
 from .checks import context_length
+from .layer_inputs import added_to_layers
 
 
 def input_device(model) -> torch.device:
@@ -42,14 +42,14 @@ class ExtraInputs:
     """Input vectors that follow a call's real tokens and leave no KV behind.
 
     ``position_ids`` and ``attention_mask`` (given together) replace the default layout
-    (positions continue the cache, attention is causal); ``context`` is entered around the
-    call (deep look-ahead adds its per-layer vectors inside it).
+    (positions continue the cache, attention is causal); ``layer_delta`` is added to the
+    extra positions' input of every decoder layer (deep look-ahead, ``pass_ref.layer_inputs``).
     """
 
     embeds: torch.Tensor  # (M, D)
     position_ids: torch.Tensor | None = None  # (1, T + M)
     attention_mask: torch.Tensor | None = None  # additive (1, 1, T + M, P + T + M)
-    context: contextlib.AbstractContextManager = field(default_factory=contextlib.nullcontext)
+    layer_delta: torch.Tensor | None = None  # (num_layers, M, D)
 
     def __post_init__(self) -> None:
         if (self.position_ids is None) != (self.attention_mask is None):
@@ -102,7 +102,7 @@ class CachedModel:
                 kwargs.update(position_ids=extra.position_ids, attention_mask=extra.attention_mask)
             embeds = self.model.get_input_embeddings()(ids)  # (1, T, D)
             vectors = extra.embeds.to(dtype=embeds.dtype, device=embeds.device)[None]  # (1, M, D)
-            with extra.context:
+            with added_to_layers(self.model, extra.layer_delta):
                 out = self.model(inputs_embeds=torch.cat([embeds, vectors], dim=1), **kwargs)
         self.calls += 1
         self.call_sizes.append(T + M)

@@ -10,8 +10,8 @@ inside the full set.
 **Deep look-ahead** (our extension, not in the paper): optionally, learned vectors added to the
 hidden state entering every decoder layer, at the look-ahead positions only
 (``layer_weight``, (num_layers, L, D), zero at the start: then it drafts exactly like the
-plain vectors). Real positions never see them: a hook adds them to the last M positions
-of a call whose last M inputs are look-ahead vectors, and causal attention keeps real
+plain vectors). Real positions never see them: they are added to the look-ahead
+positions only (``pass_ref.layer_inputs``), and causal attention keeps real
 positions from attending to those, so real-token logits are bit-identical to the frozen
 model's (tested) and verification stays exact.
 
@@ -25,7 +25,6 @@ of silently mis-drafting.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .checks import check_L, positive_int
+from .layer_inputs import added_to_layers, decoder_layers
 
 WEIGHTS_NAME = "lookahead.safetensors"
 CONFIG_NAME = "lookahead_config.json"
@@ -132,49 +132,33 @@ class LookaheadEmbeddings(torch.nn.Module):
 
     def make_deep(self, model) -> "LookaheadEmbeddings":
         """Add zero-initialised per-layer vectors (drafts are unchanged until they are trained)."""
-        layers = _decoder_layers(model)
+        layers = decoder_layers(model)
         if self.deep:
             raise ValueError("these look-ahead embeddings are already deep")
         self.layer_weight = torch.nn.Parameter(torch.zeros(len(layers), *self.weight.shape, device=self.weight.device))
         self.metadata["deep"] = True
         return self
 
-    @contextlib.contextmanager
-    def applied(self, model, slots: torch.Tensor):
-        """Inside the block, every decoder layer adds ``layer_weight[layer, slots]`` to the
-        last ``len(slots)`` positions of its input hidden states (a no-op if not deep).
+    def layer_delta(self, slots: torch.Tensor) -> torch.Tensor | None:
+        """(num_layers, M, D) deep vectors for look-ahead inputs at ``slots`` (None if not deep).
 
-        ``slots`` (M,) says which [LA]_i sits at each of those positions: ``arange(k)`` for
-        a drafting call, ``arange(K * L) % L`` for K training blocks. Callers put the
-        look-ahead inputs last, so real positions are never touched.
+        ``slots`` (M,) says which [LA]_i sits at each look-ahead input: ``arange(k)`` for a
+        drafting call, ``arange(K * L) % L`` for K training blocks. Differentiable.
         """
         if not self.deep or slots.shape[0] == 0:
-            yield
-            return
-        layers = _decoder_layers(model)
-        if len(layers) != self.layer_weight.shape[0]:
-            raise ValueError(f"deep look-ahead has {self.layer_weight.shape[0]} layers, the model {len(layers)}")
-        M = slots.shape[0]
-        handles = []
+            return None
+        return self.layer_weight[:, slots.to(self.layer_weight.device)]
 
-        def make_hook(index: int):
-            def hook(module, args, kwargs):
-                hidden = args[0] if args else kwargs["hidden_states"]  # (B, T, D)
-                delta = self.layer_weight[index, slots.to(self.layer_weight.device)].to(hidden.dtype)  # (M, D)
-                shifted = torch.cat([hidden[:, :-M], hidden[:, -M:] + delta.to(hidden.device)], dim=1)
-                if args:
-                    return (shifted, *args[1:]), kwargs
-                return args, {**kwargs, "hidden_states": shifted}
+    def applied(self, model, slots: torch.Tensor):
+        """A context in which every decoder layer adds ``layer_weight[layer, slots]`` to the
+        last ``len(slots)`` positions of its input hidden states (a no-op if not deep).
 
-            return hook
-
-        try:
-            for i, layer in enumerate(layers):
-                handles.append(layer.register_forward_pre_hook(make_hook(i), with_kwargs=True))
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
+        Callers put the look-ahead inputs last, so real positions are never touched.
+        """
+        delta = self.layer_delta(slots)
+        if delta is not None and delta.shape[0] != len(decoder_layers(model)):
+            raise ValueError(f"deep look-ahead has {delta.shape[0]} layers, the model {len(decoder_layers(model))}")
+        return added_to_layers(model, delta)
 
     @classmethod
     def from_token(cls, model, num_lookahead: int, token_id: int | None = None) -> "LookaheadEmbeddings":
@@ -352,13 +336,6 @@ def _hub_folder(repo_id: str, revision, cache_dir, local_files_only) -> Path:
     except LocalEntryNotFoundError:
         raise FileNotFoundError(f"{repo_id!r} is not a folder and is not in the local Hub cache (offline)") from None
     return Path(folder)
-
-
-def _decoder_layers(model):
-    layers = getattr(getattr(model, "model", None), "layers", None)
-    if layers is None:
-        raise TypeError(f"{type(model).__name__} has no `model.layers`: deep look-ahead needs a decoder-only model")
-    return layers[: model.config.num_hidden_layers]
 
 
 def model_identity(model) -> dict:

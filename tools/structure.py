@@ -32,11 +32,12 @@ PACKAGE = ROOT / "pass_ref"
 READING_ORDER = [
     ("sampling", "logits -> processed probabilities -> token, with an explicit generator"),
     ("verify", "the accept / reject / residual rule: the only place that decides"),
+    ("layer_inputs", "vectors added to each decoder layer's input (deep look-ahead)"),
     ("cache", "CachedModel: the KV invariant (forward, rollback, sync); ExtraInputs"),
     ("outputs", "GenerationOutput, GenerationStats, IterationRecord: results are data"),
     ("checks", "every argument check, with one set of messages"),
     ("config", "DecodingConfig: the sampling and stopping options, one object"),
-    ("lookahead", "LookaheadEmbeddings: the L vectors, deep look-ahead hooks, files"),
+    ("lookahead", "LookaheadEmbeddings: the L vectors, deep look-ahead vectors, files"),
     ("drafters.base", "Draft, DraftState, the Drafter hooks; NoDrafter"),
     ("drafters.lookahead", "PaSS's drafting call (Algorithm 1, step 1): LookaheadDrafter"),
     ("loop", "decode: the one loop (Algorithm 1, any drafter)"),

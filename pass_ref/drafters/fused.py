@@ -122,7 +122,7 @@ class FusedLookaheadDrafter(Drafter):
         positions = group_position_ids(past, num_pending, K, self._parents, L).to(target.device)[None]  # (1, Q)
         mask = group_attention_mask(past, num_pending, K, self._parents, L, dtype=self.vectors.dtype, device=target.device)
         slots = torch.arange(L).repeat(G)  # which [LA]_i sits at each group row
-        return ExtraInputs(self.vectors.repeat(G, 1), positions, mask, self.lookahead.applied(target.model, slots))  # (G L, D)
+        return ExtraInputs(self.vectors.repeat(G, 1), positions, mask, self.lookahead.layer_delta(slots))  # (G L, D)
 
     def on_verified(self, n: int, length: int, extra_logits: torch.Tensor) -> None:
         """Keep the rows of G_n (if n had a group): the drafts of the next iteration."""

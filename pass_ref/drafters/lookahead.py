@@ -27,7 +27,7 @@ def drafting_call(target: CachedModel, lookahead, vectors: torch.Tensor, pending
     Deep look-ahead vectors, if the set has them, are added inside the layers.
     """
     K = vectors.shape[0]
-    extra = ExtraInputs(vectors, context=lookahead.applied(target.model, torch.arange(K)))
+    extra = ExtraInputs(vectors, layer_delta=lookahead.layer_delta(torch.arange(K)))
     return target.forward(pending, extra, keep=1)  # (K+1, V)
 
 
