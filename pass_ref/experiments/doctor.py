@@ -8,7 +8,8 @@ without it the same call costs several times more. So the answer must be measure
 
 The doctor
 1. reads the processor's relevant features (AVX2, AVX-512, AVX-512 BF16, AMX) or the GPU;
-2. measures t(n)/t(1) for float32 and bfloat16 (n up to 32) on the model;
+2. measures t(n)/t(1) for float32 and bfloat16 (n up to 32) on the model, and the memory
+   bandwidth, to set t(1) against the weight-streaming bound (``bandwidth``);
 3. decodes a few HumanEval prompts greedily with every method, recording the size of
    every call (acceptance is a property of the weights and prompts, not of the dtype);
 4. predicts each method's per-token speed-up from those call sizes and t(n)
@@ -31,6 +32,7 @@ from ..config import DecodingConfig
 from ..loop import decode
 from ..methods import METHODS as TABLE
 from ..methods import make_drafter
+from .bandwidth import memory_bandwidth, streaming_bound, weight_bytes
 from .bench import bench_options
 from .latency import LatencyCurve, break_even, measure_forward_latency, predicted_seconds
 
@@ -130,6 +132,18 @@ class DoctorReport:
     runs: list[MethodRun]
     L: int
     seconds: float
+    bandwidth: float | None = None  # bytes per second of a large copy (``bandwidth.memory_bandwidth``)
+    weights: dict[str, int] = field(default_factory=dict)  # dtype -> weight bytes
+
+    def streaming(self) -> list[dict]:
+        """Per dtype: weight bytes, the weight-streaming bound on t(1), measured t(1) and their ratio."""
+        if not self.bandwidth:
+            return []
+        out = []
+        for dtype, size in self.weights.items():
+            bound, t1 = streaming_bound(size, self.bandwidth), self.curves[dtype].t(1)
+            out.append({"dtype": dtype, "weight_bytes": size, "bound_ms": 1e3 * bound, "t1_ms": 1e3 * t1, "t1_over_bound": t1 / bound})
+        return out
 
     def rows(self) -> list[dict]:
         """Per method and dtype: tokens per call, predicted speed-up, predicted ms per token."""
@@ -146,7 +160,8 @@ class DoctorReport:
 
     def to_dict(self) -> dict:
         return {"machine": self.machine, "L": self.L, "seconds": self.seconds, "rows": self.rows(),
-                "recommendation": self.recommendation(), "curves": {d: c.to_dict() for d, c in self.curves.items()},
+                "recommendation": self.recommendation(), "bandwidth": self.bandwidth, "streaming": self.streaming(),
+                "curves": {d: c.to_dict() for d, c in self.curves.items()},
                 "runs": [asdict(r) for r in self.runs]}
 
     def format(self) -> str:
@@ -166,6 +181,14 @@ class DoctorReport:
                   "|---|---|" + "---|" * 6]
         for dtype, c in self.curves.items():
             lines.append(f"| {dtype} | {1e3 * c.t(1):.1f} | " + " | ".join(f"{c.ratio(n):.2f}" for n in (2, 5, 9, 17, 25, 32)) + " |")
+        if self.streaming():
+            lines += ["", f"## The memory limit: t(1) against the weight-streaming bound (copy bandwidth {self.bandwidth / 1e9:.1f} GB/s)",
+                      "", "| dtype | weights MB | bound ms | t(1) ms | t(1) / bound |", "|---|---|---|---|---|"]
+            for r in self.streaming():
+                cells = (f"{r['weight_bytes'] / 1e6:.0f}", f"{r['bound_ms']:.1f}", f"{r['t1_ms']:.1f}", f"{r['t1_over_bound']:.1f}")
+                lines.append(f"| {r['dtype']} | " + " | ".join(cells) + " |")
+            lines += ["", "A ratio near 1: one-token decoding is as fast as memory allows, only fewer calls help. "
+                      "A large ratio: time is lost inside the forward (kernels, dispatch), which compilation can win back."]
         lines += ["", f"## Break-even: accepted drafts per iteration needed to match autoregressive decoding (L = {self.L})", "",
                   "| dtype | two-call PaSS | one-call PaSS, 2 groups | prompt lookup, 8 drafts |", "|---|---|---|---|"]
         for dtype, c in self.curves.items():
@@ -212,9 +235,12 @@ def run_doctor(
         raise ValueError("prompts, max_new_tokens and repeats must be >= 1")
     start = time.perf_counter()
     curves: dict[str, LatencyCurve] = {}
+    weights: dict[str, int] = {}
     runs = None
+    bandwidth = memory_bandwidth(device)
     for dtype in dtypes:
         model, tokenizer = load_model(model_name, dtype=dtype, device=device)
+        weights[str(dtype).replace("torch.", "")] = weight_bytes(model)
         curves[str(dtype).replace("torch.", "")] = measure_forward_latency(
             model, LATENCY_N, context=128, repeats=repeats, warmup=2, progress=progress
         )
@@ -227,7 +253,7 @@ def run_doctor(
             with torch.inference_mode():
                 runs = record_calls(method_table(model, lookahead, L), ids, max_new_tokens, progress)
         del model
-    return DoctorReport(machine_features(device), curves, runs, L, time.perf_counter() - start)
+    return DoctorReport(machine_features(device), curves, runs, L, time.perf_counter() - start, bandwidth, weights)
 
 
 def save_report(report: DoctorReport, path: str | Path) -> None:
