@@ -118,11 +118,10 @@ models-extra: $(STAMP)
 table2: $(STAMP)
 	$(PY) -m pass_ref humaneval $(TABLE2_SMOL) --out results/humaneval/smollm2-135m
 
-# The same with Qwen2.5-Coder-0.5B-Instruct and its own look-ahead vectors (default recipe, L = 4).
+# The same with Qwen2.5-Coder-0.5B-Instruct and its own shipped look-ahead vectors (extended recipe, L = 4).
 QWEN := qwen2.5-coder-0.5b-instruct
-QWEN_LA := results/ablation/scale_vectors/Qwen2.5-Coder-0.5B-Instruct-default
+QWEN_LA := pass_ref/trained/models/$(QWEN)/extended/code-L4
 table2-qwen: models-extra
-	test -d $(QWEN_LA) || $(PY) tools/scale.py --recipe default --steps 100 --distill-windows 384 --models Qwen2.5-Coder-0.5B-Instruct
 	$(PY) -m pass_ref --model $(QWEN) humaneval --lookahead $(QWEN_LA) $(TABLE2_QWEN) --out results/humaneval/qwen2.5-coder-0.5b
 
 models-extra-1.5b: $(STAMP)

@@ -1,4 +1,4 @@
-"""The shipped look-ahead embeddings, trained on the offline corpora for the default model.
+"""The shipped look-ahead embeddings, trained on the offline corpora, found by model.
 
     lookahead = pass_ref.load_lookahead("code", L=4)                       # the paper's recipe
     lookahead = pass_ref.load_lookahead("code", L=4, recipe="extended")    # this project's extension
@@ -18,6 +18,17 @@ metadata and training curve; reproduced by ``make train``):
 
 In both, L = 2, 4, 6 are the first vectors of the L = 8 training (``truncated_from``):
 ``results/trained/comparison.json`` found truncation drafting as well as separate trainings.
+
+Other models have their own sets under ``pass_ref/trained/models/<model>/``; pass the model
+and the set made for it is returned:
+
+    qwen, _ = pass_ref.load_model("qwen2.5-coder-0.5b-instruct")
+    lookahead = pass_ref.load_lookahead("code", L=4, recipe="extended", model=qwen)
+
+Qwen2.5-Coder-0.5B-Instruct: code, L = 4, both recipes, short trainings on 2 CPU cores
+(``"paper"``: 50 steps; ``"extended"``: 100 steps after self-distillation; each set's
+``lookahead_config.json`` holds its full recipe and training note). A model with no
+shipped set gets a ``FileNotFoundError`` naming the models that have one.
 """
 
 from __future__ import annotations
@@ -33,32 +44,57 @@ RESULTS_DIR = Path(__file__).parent.parent / "results" / "trained"  # their eval
 DOMAINS = ("code", "text")  # the offline corpora: standard-library Python, pydoc prose
 SHIPPED_L = (2, 4, 6, 8)
 RECIPES = ("paper", "extended")
+DEFAULT_MODEL = "smollm2-135m-instruct"
+MODELS_DIR = TRAINED_DIR / "models"  # one folder per other model, named like its load_model alias
 
 
-def trained_path(domain: str, num_lookahead: int, recipe: str = "paper") -> Path:
-    """Directory of the shipped embeddings for ``domain`` ("code" or "text"), L and recipe."""
+def shipped_models() -> list[str]:
+    """The models with shipped sets: the default one and each folder of ``MODELS_DIR``."""
+    others = sorted(p.name for p in MODELS_DIR.iterdir() if p.is_dir()) if MODELS_DIR.is_dir() else []
+    return [DEFAULT_MODEL, *others]
+
+
+def model_key(model) -> str:
+    """The shipped-set folder a model would use: its name, lower case, without hub owner or GGUF quantisation."""
+    name = str(getattr(model.config, "name_or_path", "") or "").replace("\\", "/").rstrip("/").split("/")[-1].lower()
+    for key in shipped_models():
+        if name == key or name.startswith(key + "."):  # "qwen2.5-coder-0.5b-instruct.q4_k_m" -> its alias
+            return key
+    return name
+
+
+def trained_path(domain: str, num_lookahead: int, recipe: str = "paper", model_name: str = DEFAULT_MODEL) -> Path:
+    """Directory of the shipped embeddings for ``domain`` ("code" or "text"), L, recipe and model."""
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     check_L(num_lookahead)
-    return TRAINED_DIR / recipe / f"{domain}-L{num_lookahead}"
+    root = TRAINED_DIR if model_name == DEFAULT_MODEL else MODELS_DIR / model_name
+    return root / recipe / f"{domain}-L{num_lookahead}"
 
 
 def load_lookahead(domain: str, L: int = 4, *, recipe: str = "paper", model=None) -> LookaheadEmbeddings:
-    """Shipped trained look-ahead embeddings for the default model (SmolLM2-135M-Instruct).
+    """Shipped trained look-ahead embeddings for ``model`` (default: SmolLM2-135M-Instruct).
 
     Args:
         domain: "code" (trained on standard-library Python) or "text" (pydoc prose).
         L: number of look-ahead tokens, one of 2, 4, 6, 8.
         recipe: "paper" (L input vectors, the paper's objective) or "extended" (ours: deep
             look-ahead, self-distilled data, soft targets).
-        model: if given, check the embeddings were made for it (``ValueError`` otherwise).
+        model: if given, the set made for this model (found by its name, ``model_key``), checked
+            against it (``ValueError`` if its shape or weights differ). None: the default model's.
     """
-    path = trained_path(domain, L, recipe)
+    key = DEFAULT_MODEL if model is None else model_key(model)
+    if key not in shipped_models():
+        raise FileNotFoundError(f"no shipped look-ahead embeddings for model {key!r}; shipped for: {shipped_models()}. "
+                                "Train one (`python -m pass_ref --model ... train`) and load it with LookaheadEmbeddings.from_pretrained")
+    path = trained_path(domain, L, recipe, key)
     if not path.is_dir():
-        shipped = sorted(f"{p.parent.name}/{p.name}" for p in TRAINED_DIR.glob("*/*-L*")) if TRAINED_DIR.is_dir() else []
-        raise FileNotFoundError(f"no shipped embeddings for domain={domain!r}, L={L}, recipe={recipe!r}; shipped: {shipped} (make train)")
+        root = path.parent.parent
+        shipped = sorted(f"{p.parent.name}/{p.name}" for p in root.glob("*/*-L*") if p.parent.name in RECIPES)
+        raise FileNotFoundError(f"no shipped embeddings for model {key!r}, domain={domain!r}, L={L}, recipe={recipe!r}; "
+                                f"shipped for it: {shipped}")
     return LookaheadEmbeddings.from_pretrained(path, model=model)
 
 

@@ -94,3 +94,54 @@ def test_first_drafts_are_the_argmax_of_lookahead_logits(real_model, domain):
             plain = pass_ref.CachedModel(model).forward(ids[0].tolist(), pass_ref.ExtraInputs(la.drafting_inputs(model, L)))[-L:]
         hookless_differs |= plain.argmax(-1).tolist() != first.draft_tokens
     assert hookless_differs  # the negative control: the extended sets' deep vectors matter
+
+
+# --- sets for other models, found by the model's name --------------------------------------------------------------
+
+QWEN = "qwen2.5-coder-0.5b-instruct"
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_the_qwen_sets_are_shipped_with_their_recipe_and_steps(recipe):
+    la = pass_ref.LookaheadEmbeddings.from_pretrained(trained_path("code", 4, recipe, QWEN))
+    m = la.metadata
+    assert la.num_lookahead == 4 and la.hidden_size == 896 and la.base_model["model_type"] == "qwen2"
+    assert m["trained"] and m["trained_steps"] == m["recipe"]["steps"] > 0 and m["converged"] is False
+    assert la.deep == (recipe == "extended")
+
+
+def test_a_model_is_matched_to_its_own_sets_by_name(tiny_model, monkeypatch):
+    from pass_ref.trained import model_key, shipped_models
+
+    assert QWEN in shipped_models() and shipped_models()[0] == "smollm2-135m-instruct"
+    smol = "smollm2-135m-instruct"
+    for name, key in [("SmolLM2-135M-Instruct.Q4_1", smol), ("HuggingFaceTB/SmolLM2-135M-Instruct", smol),
+                      ("Qwen2.5-Coder-0.5B-Instruct.Q4_K_M", QWEN), ("Qwen/Qwen2.5-Coder-0.5B-Instruct", QWEN),
+                      ("Qwen/Qwen2.5-Coder-0.5B-Instruct-extra", "qwen2.5-coder-0.5b-instruct-extra")]:
+        monkeypatch.setattr(tiny_model.config, "name_or_path", name)
+        assert model_key(tiny_model) == key, name
+    monkeypatch.setattr(tiny_model.config, "name_or_path", "my-own-llama")
+    with pytest.raises(FileNotFoundError, match="no shipped look-ahead embeddings for model 'my-own-llama'.*qwen2.5"):
+        load_lookahead("code", 4, model=tiny_model)
+    monkeypatch.setattr(tiny_model.config, "name_or_path", "Qwen/Qwen2.5-Coder-0.5B-Instruct")
+    with pytest.raises(FileNotFoundError, match="shipped for it: \\['extended/code-L4', 'paper/code-L4'\\]"):
+        load_lookahead("text", 4, model=tiny_model)
+    with pytest.raises(ValueError):  # the name says Qwen but the shape is a tiny Llama's: refused, never mis-drafted
+        load_lookahead("code", 4, model=tiny_model)
+
+
+@pytest.mark.slow
+def test_the_qwen_sets_load_onto_qwen_and_stay_exact():
+    from pass_ref.assets import extra_model_path
+
+    try:
+        extra_model_path(QWEN)
+    except (FileNotFoundError, RuntimeError, ImportError) as error:
+        pytest.skip(f"the opt-in Qwen model is not installed (make models-extra): {error}")
+    model, tokenizer = pass_ref.load_model(QWEN)
+    ids = tokenizer("def fibonacci(n):", return_tensors="pt").input_ids
+    plain = pass_ref.autoregressive_generate(model, ids, max_new_tokens=12)
+    for recipe in RECIPES:
+        la = load_lookahead("code", 4, recipe=recipe, model=model)
+        assert la.base_model["name_or_path"] == model.config.name_or_path
+        assert torch.equal(pass_ref.pass_generate(model, la, ids, max_new_tokens=12).new_tokens, plain.new_tokens), recipe

@@ -47,7 +47,7 @@ READING_ORDER = [
     ("drafters.draft_model", "classic speculative sampling with a draft model"),
     ("baselines", "prompt_lookup_generate, speculative_generate"),
     ("methods", "the one method table: METHODS, register, make_drafter"),
-    ("trained", "load_lookahead: the shipped sets"),
+    ("trained", "load_lookahead: the shipped sets, found by model"),
     ("assets", "offline model files: the default GGUF, opt-in models"),
     ("models", "load_model, tiny_llama, truncated_draft_model"),
     ("hf", "pass_decoding: the loop inside model.generate"),
