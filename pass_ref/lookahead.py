@@ -155,10 +155,7 @@ class LookaheadEmbeddings(torch.nn.Module):
 
         Callers put the look-ahead inputs last, so real positions are never touched.
         """
-        delta = self.layer_delta(slots)
-        if delta is not None and delta.shape[0] != len(decoder_layers(model)):
-            raise ValueError(f"deep look-ahead has {delta.shape[0]} layers, the model {len(decoder_layers(model))}")
-        return added_to_layers(model, delta)
+        return added_to_layers(model, self.layer_delta(slots))  # checks the layer count (ValueError)
 
     @classmethod
     def from_token(cls, model, num_lookahead: int, token_id: int | None = None) -> "LookaheadEmbeddings":
