@@ -44,6 +44,7 @@ from .methods import METHODS, make_drafter, register
 from .models import default_gguf_path, load_model, tiny_llama, truncated_draft_model
 from .outputs import GenerationOutput, GenerationStats, IterationRecord
 from .sampling import SamplingConfig, logits_to_probs, sample
+from .static import static_model
 from .trained import load_lookahead
 from .verify import acceptance_probs, residual_distribution, verify_drafts
 from .viz import highlight_html, highlight_terminal, summary_line
@@ -57,6 +58,6 @@ __all__ = [
     "acceptance_probs", "autoregressive_generate", "decode", "default_gguf_path", "group_attention_mask",
     "group_position_ids", "hf", "highlight_html", "highlight_terminal", "load_lookahead", "load_model",
     "logits_to_probs", "lookahead_logits", "make_drafter", "pass_generate", "prompt_lookup_generate", "register",
-    "residual_distribution", "sample", "speculative_generate", "summary_line", "tiny_llama", "truncated_draft_model",
+    "residual_distribution", "sample", "speculative_generate", "static_model", "summary_line", "tiny_llama", "truncated_draft_model",
     "verify_drafts",
 ]

@@ -12,6 +12,10 @@ keys/values the cache holds. Its verbs:
 - ``sync(sequence)``: crop to the longest common prefix with ``sequence`` and return
   the tokens that still need a forward pass (a draft model's own cache).
 
+``open_cache(model)`` is how the loop and the drafters get a cache: this eager one, or the
+compiled static path's ``StaticCachedModel`` (same verbs) when ``pass_ref.static_model``
+set the model up.
+
 Invariant after every call: ``len(self.tokens) == self.cache.get_seq_length()``.
 Transformers 5 API: the cache is passed as ``cache=``, positions follow from the cache
 length, ``crop(-k)`` removes the last k positions.
@@ -28,7 +32,7 @@ from typing import Sequence
 import torch
 from transformers import DynamicCache
 
-from .checks import context_length
+from .checks import context_length, context_name
 from .layer_inputs import added_to_layers
 
 
@@ -59,9 +63,9 @@ class ExtraInputs:
 class CachedModel:
     """A frozen causal LM with its KV cache and call counters."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, cache=None) -> None:
         self.model = model
-        self.cache = DynamicCache(config=model.config)
+        self.cache = DynamicCache(config=model.config) if cache is None else cache
         self.tokens: list[int] = []  # ids whose KV is in the cache, in order
         self.device = input_device(model)
         self.max_positions = context_length(model)
@@ -88,29 +92,33 @@ class CachedModel:
         if T == 0:
             raise ValueError("forward needs at least one new token")
         if self.max_positions is not None and self.length + T + M > self.max_positions:
-            raise ValueError(f"sequence of {self.length + T + M} positions exceeds the model's context of {self.max_positions}")
+            raise ValueError(f"sequence of {self.length + T + M} positions exceeds {context_name(self.model)} of {self.max_positions}")
         if keep is not None and not 1 <= keep <= T:
             raise ValueError(f"keep must be in 1..{T}, got {keep}")
         ids = torch.tensor([tokens], dtype=torch.long, device=self.device)  # (1, T)
-        kwargs = {"cache": self.cache, "use_cache": True}
-        if keep is not None:
-            kwargs["logits_to_keep"] = keep + M
-        if extra is None:
-            out = self.model(input_ids=ids, **kwargs)
-        else:
-            if extra.position_ids is not None:
-                kwargs.update(position_ids=extra.position_ids, attention_mask=extra.attention_mask)
-            embeds = self.model.get_input_embeddings()(ids)  # (1, T, D)
-            vectors = extra.embeds.to(dtype=embeds.dtype, device=embeds.device)[None]  # (1, M, D)
-            with added_to_layers(self.model, extra.layer_delta):
-                out = self.model(inputs_embeds=torch.cat([embeds, vectors], dim=1), **kwargs)
+        logits = self._call(ids, extra, keep)  # (T + M or keep + M, V)
         self.calls += 1
         self.call_sizes.append(T + M)
         self.tokens.extend(tokens)
         if M:
             self.cache.crop(-M)  # look-ahead KV is never kept
         self._check()
-        return out.logits[0]  # (T + M or keep + M, V)
+        return logits
+
+    def _call(self, ids: torch.Tensor, extra: ExtraInputs | None, keep: int | None) -> torch.Tensor:
+        """One eager forward on the dynamic cache; ``StaticCachedModel`` replaces it."""
+        M = 0 if extra is None else extra.embeds.shape[0]
+        kwargs = {"cache": self.cache, "use_cache": True}
+        if keep is not None:
+            kwargs["logits_to_keep"] = keep + M
+        if extra is None:
+            return self.model(input_ids=ids, **kwargs).logits[0]
+        if extra.position_ids is not None:
+            kwargs.update(position_ids=extra.position_ids, attention_mask=extra.attention_mask)
+        embeds = self.model.get_input_embeddings()(ids)  # (1, T, D)
+        vectors = extra.embeds.to(dtype=embeds.dtype, device=embeds.device)[None]  # (1, M, D)
+        with added_to_layers(self.model, extra.layer_delta):
+            return self.model(inputs_embeds=torch.cat([embeds, vectors], dim=1), **kwargs).logits[0]
 
     def rollback(self, length: int) -> None:
         """Keep only the first ``length`` cached tokens."""
@@ -137,6 +145,16 @@ class CachedModel:
         return list(sequence[common:])
 
     def _check(self) -> None:
-        cached = self.cache.get_seq_length()
+        cached = int(self.cache.get_seq_length())
         if cached != self.length:
             raise RuntimeError(f"KV cache holds {cached} positions but {self.length} tokens are tracked")
+
+
+def open_cache(model) -> CachedModel:
+    """A fresh cache for one decode: the compiled static cache if ``pass_ref.static`` set one up, else eager.
+
+    ``static_model(model)`` returns a copy with ``.pass_ref_static``; everything else (the loop,
+    the drafters) only ever sees the ``CachedModel`` verbs.
+    """
+    static = getattr(model, "pass_ref_static", None)
+    return CachedModel(model) if static is None else static.open()

@@ -29,8 +29,14 @@ def vocab_size(model) -> int:
 
 
 def context_length(model) -> int | None:
-    """The model's maximum number of positions, if its config states one."""
-    return getattr(model.config, "max_position_embeddings", None)
+    """The model's maximum number of positions, if its config states one (or its static cache's length)."""
+    static = getattr(model, "pass_ref_static", None)  # pass_ref.static: a preallocated cache is the limit
+    return getattr(model.config, "max_position_embeddings", None) if static is None else static.max_cache_len
+
+
+def context_name(model) -> str:
+    """How errors name the limit ``context_length`` returns."""
+    return "the model's context" if getattr(model, "pass_ref_static", None) is None else "the static cache's max_cache_len"
 
 
 def prompt_ids(input_ids, model) -> list[int]:
@@ -71,7 +77,7 @@ def check_budget(prompt_len: int, max_new_tokens: int, positions_ahead: int, mod
     limit = context_length(model)
     if limit is not None and prompt_len + max_new_tokens + positions_ahead > limit:
         raise ValueError(f"prompt ({prompt_len}) + max_new_tokens ({max_new_tokens}) + look-ahead/draft positions "
-                         f"({positions_ahead}) exceed the model's context of {limit}")
+                         f"({positions_ahead}) exceed {context_name(model)} of {limit}")
 
 
 def eos_set(eos_token_id) -> frozenset[int]:

@@ -78,7 +78,7 @@ def install_delta_hooks(model) -> None:
     Idempotent. Without the keyword the hooks do nothing (the model runs as before).
     """
     layers = decoder_layers(model)
-    if getattr(model, "_pass_ref_delta_hooks", False):
+    if getattr(layers[0], "_pass_ref_delta_hook", False):  # on the layers: a shallow copy of the model shares them
         return
 
     def make_hook(index: int):
@@ -93,4 +93,4 @@ def install_delta_hooks(model) -> None:
 
     for i, layer in enumerate(layers):
         layer.register_forward_pre_hook(make_hook(i), with_kwargs=True)
-    model._pass_ref_delta_hooks = True
+        layer._pass_ref_delta_hook = True

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .cache import CachedModel
+from .cache import open_cache
 from .checks import check_budget, prompt_ids
 from .config import DecodingConfig
 from .drafters.base import Drafter, DraftState
@@ -73,7 +73,7 @@ def decode(model, drafter: Drafter, input_ids, config: DecodingConfig, *, on_tok
     """
     prompt = prompt_ids(input_ids, model)
     check_budget(len(prompt), config.max_new_tokens, drafter.positions_ahead, model)
-    seq, target = _Sequence(prompt, config, on_tokens), CachedModel(model)
+    seq, target = _Sequence(prompt, config, on_tokens), open_cache(model)
     stats, records, g = GenerationStats(), [], config.generator
     with torch.inference_mode():
         while not seq.finished:

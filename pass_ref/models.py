@@ -166,4 +166,5 @@ def truncated_draft_model(model, num_layers: int):
     draft._modules = dict(model._modules)
     draft.model = draft_inner
     draft.config = config
+    draft.__dict__.pop("pass_ref_static", None)  # the target's static cache is not the draft's
     return draft

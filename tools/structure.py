@@ -50,6 +50,7 @@ READING_ORDER = [
     ("trained", "load_lookahead: the shipped sets, found by model"),
     ("assets", "offline model files: the default GGUF, opt-in models"),
     ("models", "load_model, tiny_llama, truncated_draft_model"),
+    ("static", "static_model: the compiled static-cache path, CachedModel's verbs on fixed-size calls"),
     ("hf", "pass_decoding: the loop inside model.generate"),
     ("viz", "highlighting and one-line summaries"),
 ]

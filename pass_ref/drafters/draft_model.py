@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..cache import CachedModel
+from ..cache import open_cache
 from ..checks import check_same_vocabulary, positive_int
 from ..sampling import logits_to_probs, sample
 from .base import Draft, Drafter, DraftState
@@ -19,7 +19,7 @@ class DraftModelDrafter(Drafter):
 
     def __init__(self, model, draft_model, K: int) -> None:
         check_same_vocabulary(draft_model, model)
-        self.cached = CachedModel(draft_model)
+        self.cached = open_cache(draft_model)  # a compiled draft model gets its static cache
         self.max_drafts = self.positions_ahead = positive_int("num_draft_tokens", K)
 
     @property

@@ -1,0 +1,263 @@
+"""The compiled static-cache fast path: every decoding method, unchanged, on fixed-shape calls.
+
+Eager decoding spends most of a call outside the arithmetic (Python, small kernels,
+reallocating the growing cache), which is why t(n) on a CPU is far above the time the
+weights take to stream from memory (``python -m pass_ref doctor``). The recipe that
+removes it, the one transformers and gpt-fast use for autoregressive decoding, also
+suits speculative decoding:
+
+- one **static KV cache** preallocated to ``max_cache_len`` positions. Cropping moves the
+  write position back; stale keys beyond it are hidden by the attention mask, never freed;
+- calls of a **few fixed sizes** (``sizes``, e.g. 1 for a token, L + 1 for PaSS's drafting
+  and validation calls, 1 + K + G L for one-call PaSS). A call of Q inputs is padded to the
+  smallest size >= Q: pad rows sit after the real ones, see only position 0, and their
+  keys/values are cropped with the look-ahead ones;
+- ``torch.compile`` of the decoder and the LM head for each size, with inductor weight
+  freezing (prepacked matmuls) on CPU and CUDA graphs on GPU. The head computes every
+  row of the block: PaSS's calls keep all their rows, and a few rows cost about what one
+  does while the head's weights stream from memory. Guards on the model's modules are
+  skipped (the model is frozen).
+
+``static_model(model)`` returns a copy of the model that shares its weights, with a
+``StaticDecoding`` attached as ``.pass_ref_static``; ``pass_ref.cache.open_cache`` then hands
+the loop a ``StaticCachedModel``, which has the ``CachedModel`` verbs. The first call (the prompt) and any call larger than the largest
+size run eagerly on the same static cache at their exact size.
+
+Exactness: the attention sees exactly the real positions, so the logits equal the eager
+path's up to floating-point reordering (a masked softmax over ``max_cache_len`` columns
+instead of the cached ones: about 1e-6 even in float64, because attention probabilities are
+computed in float32). Tests therefore assert equal greedy tokens, for every method, and the
+sampled law on the static path (``tests/test_static.py``). In bfloat16, compiled kernels
+round differently from eager ones, so greedy tokens may differ from eager bfloat16's.
+
+Shapes: ``P`` cached positions, ``Q`` real inputs of a call (tokens and extra vectors),
+``B`` the padded size, ``C`` = ``max_cache_len``, ``D`` hidden size, ``V`` vocabulary.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+from transformers import StaticCache
+
+from .cache import CachedModel, ExtraInputs
+from .layer_inputs import DELTA_KWARG, decoder_layers, install_delta_hooks
+
+DTYPES = {"cpu": (torch.float32, torch.bfloat16, torch.float64), "cuda": (torch.float32, torch.bfloat16, torch.float16)}
+MAX_SIZES = 8  # torch.compile's default recompilation limit per function
+
+
+def _check_model(model) -> torch.device:
+    """The one device the model lives on, with a dtype the fast path supports; else a clear error."""
+    devices = {p.device for p in model.parameters()}
+    if len(devices) != 1:
+        raise ValueError(f"the static fast path needs the whole model on one device; it is spread over {sorted(map(str, devices))}")
+    device = devices.pop()
+    dtype = model.get_input_embeddings().weight.dtype
+    if device.type not in DTYPES or dtype not in DTYPES[device.type]:
+        raise ValueError(f"the static fast path supports {DTYPES} (device type: dtypes); the model is {dtype} on {device}")
+    decoder_layers(model)  # decoder-only models with model.model.layers
+    if getattr(model.config, "final_logit_softcapping", None):
+        raise ValueError("the static fast path applies the LM head itself and does not support final_logit_softcapping")
+    if any(t != "full_attention" for t in getattr(model.config, "layer_types", None) or []):
+        raise ValueError("the static fast path supports full-attention layers only (no sliding window)")
+    return device
+
+
+def _check_sizes(sizes: Sequence[int], max_cache_len: int) -> tuple[int, ...]:
+    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+        raise ValueError(f"sizes must be positive ints, got {sizes!r}")
+    sizes = tuple(sorted(set(sizes)))
+    if len(sizes) > MAX_SIZES:
+        raise ValueError(f"at most {MAX_SIZES} call sizes (each is compiled separately), got {len(sizes)}")
+    if sizes[-1] >= max_cache_len:
+        raise ValueError(f"the largest call size ({sizes[-1]}) must be below max_cache_len ({max_cache_len})")
+    return sizes
+
+
+class StaticDecoding:
+    """A model's static KV cache and its compiled calls (one per size); see the module docstring.
+
+    Attributes:
+        sizes: the compiled call sizes, ascending.
+        max_cache_len: positions the cache holds (prompt + new tokens + positions ahead).
+        compiled: whether the decoder is compiled (False: the same static path, eager).
+        warmed: the sizes already run once (compiled, when ``compiled``).
+        calls_by_size: how many calls ran at each padded size; ``eager_calls`` those run at their exact size.
+    """
+
+    def __init__(self, model, *, sizes: Sequence[int], max_cache_len: int, compile: bool) -> None:
+        if isinstance(max_cache_len, bool) or not isinstance(max_cache_len, int) or max_cache_len < 2:
+            raise ValueError(f"max_cache_len must be an int >= 2, got {max_cache_len!r}")
+        self.device = _check_model(model)
+        self.model, self.max_cache_len = model, max_cache_len
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit is not None and max_cache_len > limit:
+            raise ValueError(f"max_cache_len ({max_cache_len}) exceeds the model's context of {limit}")
+        self.sizes = _check_sizes(sizes, max_cache_len)
+        self.dtype = model.get_input_embeddings().weight.dtype
+        self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
+        self.owner: StaticCachedModel | None = None
+        self.compiled = bool(compile)
+        self.warmed: tuple[int, ...] = ()
+        self.calls_by_size = {size: 0 for size in self.sizes}
+        self.eager_calls = 0
+        self._columns = torch.arange(max_cache_len, device=self.device)  # (C,)
+        self._num_layers = len(decoder_layers(model))
+        install_delta_hooks(model)
+        self._run = self._logits
+        if compile:
+            # Guards on the model's modules are skipped: the model is frozen, so checking its
+            # hundreds of parameters before every call would only cost time.
+            options = {"freezing": True, "triton.cudagraphs": self.device.type == "cuda",
+                       "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe}
+            self._run = torch.compile(self._logits, dynamic=False, fullgraph=True, options=options)
+
+    def _decoder(self, embeds, position_ids, mask, delta):
+        """The decoder on one block: (1, B, D) in, last hidden states (1, B, D) out."""
+        out = self.model.get_decoder()(inputs_embeds=embeds, position_ids=position_ids, attention_mask=mask,
+                                       cache=self.cache, use_cache=True, **{DELTA_KWARG: delta})
+        return out.last_hidden_state
+
+    def _logits(self, embeds, position_ids, mask, delta):
+        """Decoder and LM head on one padded block: (1, B, D) in, (B, V) logits out.
+
+        Every row gets logits: a padded call keeps nearly all of its rows (PaSS's calls keep
+        them all), and a few rows cost no more than one while the head's weights stream.
+        """
+        return self.model.get_output_embeddings()(self._decoder(embeds, position_ids, mask, delta)[0])
+
+    def open(self) -> "StaticCachedModel":
+        """A fresh cache view for one decode; any earlier view of this model becomes unusable."""
+        length = int(self.cache.get_seq_length())
+        if length:
+            self.cache.crop(-length)  # back to position 0; stale keys stay, masked
+        self.owner = StaticCachedModel(self)
+        return self.owner
+
+    def warm_up(self, progress: bool = True) -> None:
+        """Run each size once on a dummy prompt, so that compilation happens now, not mid-decode.
+
+        (The core holds no clock: time this call from outside to know what compilation costs.)
+        """
+        cached = self.open()
+        with torch.inference_mode():
+            cached.forward([0])
+            for i, size in enumerate(self.sizes):
+                if progress:
+                    print(f"static path: compiling size {size} ({i + 1} of {len(self.sizes)}) ...", flush=True)
+                for _ in range(2 if self.device.type == "cuda" else 1):  # CUDA graphs record on the second call
+                    cached.forward([0] * size)
+                    cached.rollback(1)
+                self.warmed += (size,)
+        self.calls_by_size = {size: 0 for size in self.sizes}
+        self.eager_calls = 0
+        self.open()
+
+    def bucket(self, past: int, Q: int) -> int | None:
+        """The padded size of a call of Q inputs after ``past`` cached positions (None: run it eagerly)."""
+        if past + Q > self.max_cache_len:
+            raise ValueError(f"a call reaching position {past + Q} exceeds the static cache's max_cache_len of "
+                             f"{self.max_cache_len}; pass a larger max_cache_len to static_model")
+        if past == 0:
+            return None  # the prompt: one eager call at its exact length
+        for size in self.sizes:
+            if size >= Q:
+                return size if past + size <= self.max_cache_len else None
+        return None
+
+    def mask(self, past: int, Q: int, B: int, custom: torch.Tensor | None) -> torch.Tensor:
+        """Additive (1, 1, B, C) mask: causal over the cache (or ``custom`` over its P + Q columns); pad rows see column 0."""
+        rows = torch.arange(B, device=self.device)  # (B,)
+        last = torch.where(rows < Q, past + rows, 0)  # the last column each row may see
+        allowed = self._columns[None, :] <= last[:, None]  # (B, C)
+        if custom is not None:
+            allowed[:Q, : past + Q] = custom[0, 0].to(self.device) == 0
+        zero = torch.zeros((), dtype=self.dtype, device=self.device)
+        return torch.where(allowed, zero, torch.finfo(self.dtype).min)[None, None]  # (1, 1, B, C)
+
+
+class StaticCachedModel(CachedModel):
+    """``CachedModel``'s verbs on a ``StaticDecoding``'s cache; calls are padded to its sizes."""
+
+    def __init__(self, decoding: StaticDecoding) -> None:
+        super().__init__(decoding.model, cache=decoding.cache)
+        self.decoding = decoding
+        self.max_positions = decoding.max_cache_len
+
+    def _owned(self) -> StaticDecoding:
+        if self.decoding.owner is not self:
+            raise RuntimeError("this static cache was reopened by another decode (one static cache per model: "
+                               "give a draft model its own model object)")
+        return self.decoding
+
+    @torch.inference_mode()  # the cache's tensors are inference tensors: every update happens in this mode
+    def _call(self, ids: torch.Tensor, extra: ExtraInputs | None, keep: int | None) -> torch.Tensor:
+        s = self._owned()
+        T, M = ids.shape[1], 0 if extra is None else extra.embeds.shape[0]
+        P, Q = self.length, T + M
+        B = s.bucket(P, Q)
+        size = Q if B is None else B
+        embeds = self.model.get_input_embeddings()(ids)[0]  # (T, D)
+        parts = [embeds] if extra is None else [embeds, extra.embeds.to(embeds.device, embeds.dtype)]
+        if size > Q:
+            parts.append(embeds.new_zeros(size - Q, embeds.shape[1]))
+        inputs = torch.cat(parts)[None]  # (1, B, D)
+        if extra is None or extra.position_ids is None:
+            positions = torch.arange(P, P + Q, device=s.device)  # (Q,)
+        else:
+            positions = extra.position_ids[0].to(s.device)
+        positions = torch.cat([positions, positions[-1:].expand(size - Q)])[None]  # (1, B)
+        mask = s.mask(P, Q, size, None if extra is None else extra.attention_mask)  # (1, 1, B, C)
+        delta = inputs.new_zeros(s._num_layers, size, inputs.shape[2])  # (num_layers, B, D)
+        if extra is not None and extra.layer_delta is not None:
+            delta[:, T:Q] = extra.layer_delta.to(delta.device, delta.dtype)
+        first = 0 if keep is None else T - keep
+        if B is None:  # the prompt: the LM head only on the rows kept
+            s.eager_calls += 1
+            logits = self.model.get_output_embeddings()(s._decoder(inputs, positions, mask, delta)[0, first:Q])  # (Q - first, V)
+        else:
+            s.calls_by_size[B] += 1
+            logits = s._run(inputs, positions, mask, delta)[first:Q]  # (Q - first, V)
+            if s.device.type == "cuda":
+                logits = logits.clone()  # a CUDA graph's output is overwritten by its next replay
+            if size > Q:
+                self.cache.crop(Q - size)  # pad rows leave no KV
+        return logits
+
+
+def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int = 1024, compile: bool = True,
+                 progress: bool = True):
+    """A copy of ``model`` on the static-cache fast path, sharing its weights; every decoding method runs on it unchanged.
+
+    Args:
+        model: a decoder-only transformers causal LM on one device (CPU: float32, bfloat16,
+            float64; CUDA: float32, bfloat16, float16). It is not changed.
+        sizes: the call sizes to compile (at most 8). Pick the calls your method makes:
+            1 (a token; autoregressive decoding, draft models), L + 1 (PaSS's drafting and
+            validation calls, K + 1 verification), 1 + K + G L (one-call PaSS with G groups).
+            A call is padded to the smallest size that holds it.
+        max_cache_len: positions preallocated: prompt + new tokens + positions ahead.
+            Attention reads every one of them, so keep it near what you need.
+        compile: compile each size now (``torch.compile``, inductor freezing on CPU, CUDA
+            graphs on GPU), which takes about half a minute per size on a laptop CPU; inductor
+            caches compiled code on disk (``$TORCHINDUCTOR_CACHE_DIR``, by default
+            ``/tmp/torchinductor_$USER``), so a later process compiles faster. False gives
+            the same static path uncompiled.
+        progress: print a line as each size starts compiling.
+    Returns:
+        the copy, with ``.pass_ref_static`` (a ``StaticDecoding``: its sizes and per-size
+        call counts). Its attention is transformers' "eager" implementation
+        (plain matmul and softmax, which inductor fuses): on CPUs, PyTorch's fused attention
+        kernel is slow for a single bfloat16 query over a long cache.
+    """
+    _check_model(model)
+    shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    fast = copy.deepcopy(model, shared)  # new modules and config, the same weight tensors
+    fast.set_attn_implementation("eager")
+    fast.pass_ref_static = StaticDecoding(fast, sizes=sizes, max_cache_len=max_cache_len, compile=compile)
+    if compile:
+        fast.pass_ref_static.warm_up(progress)
+    return fast

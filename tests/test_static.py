@@ -1,0 +1,120 @@
+"""The static-cache fast path (``pass_ref.static``): every method unchanged, the same tokens, the same law, clear errors."""
+
+import copy
+
+import pytest
+import torch
+from conftest import PROMPTS, drafter_for
+from conftest import random_lookahead as lookahead
+from test_decoding import deep_lookahead
+from test_distribution import CONFIGS, accept_every_draft, law_check
+
+import pass_ref
+from pass_ref import DecodingConfig, autoregressive_generate, decode, static_model
+
+SIZES = (1, 5, 8, 16)  # a token, L + 1 (L = 4), a short lookup draft, one-call PaSS with its groups
+
+
+def static_copy(model, compile=False, sizes=SIZES, max_cache_len=96):
+    """``model`` on the static path (a copy sharing its weights; the original keeps the eager dynamic cache)."""
+    return static_model(model, sizes=sizes, max_cache_len=max_cache_len, compile=compile, progress=False)
+
+
+def same_tokens_as_eager(eager, fast, method, new_tokens=30):
+    """Greedy tokens of ``method`` on ``fast`` == on ``eager``, every prompt, plain and deep vectors; drafts accepted."""
+    accepted = 0
+    for prompt in PROMPTS:
+        for la in (lookahead(eager, 4), deep_lookahead(eager, 4)):
+            want = decode(eager, drafter_for(method, eager, la), prompt, DecodingConfig(new_tokens))
+            got = decode(fast, drafter_for(method, fast, la), prompt, DecodingConfig(new_tokens))
+            assert got.new_tokens.tolist() == want.new_tokens.tolist(), (method, prompt)
+            assert got.stats.call_sizes == want.stats.call_sizes  # the padding is invisible to the loop
+            accepted += sum(got.stats.accepted)
+    return accepted
+
+
+@pytest.fixture(scope="module")
+def static_tiny(tiny_model):
+    return static_copy(tiny_model)
+
+
+@pytest.mark.parametrize("method", list(pass_ref.METHODS))
+def test_static_path_gives_the_eager_tokens(tiny_model, static_tiny, method):
+    """Every method of the table, on the uncompiled static path (float64), returns the eager path's greedy tokens."""
+    accepted = same_tokens_as_eager(tiny_model, static_tiny, method)
+    assert method == "ar" or accepted > 0
+
+
+def test_calls_are_padded_to_the_compiled_sizes(tiny_model, static_tiny):
+    """Decoding calls run at the compiled sizes (the prompt eagerly at its own length); the cache keeps real tokens only."""
+    s = static_tiny.pass_ref_static
+    before, eager_before = dict(s.calls_by_size), s.eager_calls
+    out = pass_ref.pass_generate(static_tiny, lookahead(tiny_model, 3), PROMPTS[0], max_new_tokens=20, fused=True, groups=[0, 1])
+    sizes = out.stats.call_sizes  # real inputs: the prompt + 3 look-ahead vectors, then 1 + K + 2 L = 10 (fewer drafts at the end)
+    assert sizes[0] == len(PROMPTS[0]) + 3 and sizes[1] == 10
+    assert s.eager_calls - eager_before == 1  # the prompt
+    padded = [min(size for size in SIZES if size >= q) for q in sizes[1:]]  # 10 -> 16, 9 -> 16, 8 -> 8, 4 -> 5
+    assert {size: s.calls_by_size[size] - before[size] for size in SIZES} == {size: padded.count(size) for size in SIZES}
+    assert s.owner.length == len(out.sequences) - 1  # all but the last token cached, no pad or look-ahead KV
+
+
+def test_static_path_keeps_the_exact_law(small):
+    """Two-call and one-call PaSS on the static path sample the target's exact law (T = 1); accept-all is caught."""
+    model, la = small
+    fast = static_copy(model, sizes=(1, 4, 8), max_cache_len=16)
+    for method in ("pass", "pass-fused"):
+        result, accepted = law_check(fast, la, method, CONFIGS["T1"])
+        assert 0.05 < accepted < 0.95 and result.pvalue > 1e-3, (method, result)
+        wrong, _ = law_check(fast, la, method, CONFIGS["T1"], samples=500, verify_fn=accept_every_draft)
+        assert wrong.pvalue < 1e-6, (method, wrong)
+
+
+def test_compiled_path_gives_the_eager_float32_tokens():
+    """torch.compile'd static path (float32, inductor freezing): every method returns eager float32's greedy tokens."""
+    eager = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)
+    fast = static_copy(eager, compile=True)
+    assert fast.pass_ref_static.warmed == SIZES
+    for method in pass_ref.METHODS:
+        same_tokens_as_eager(eager, fast, method, new_tokens=20)
+    assert all(fast.pass_ref_static.calls_by_size[size] > 0 for size in SIZES)
+
+
+def test_the_original_model_is_untouched_and_shares_its_weights():
+    """static_model returns a copy with its own attention setting and cache; the weights are the same tensors."""
+    model = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0)
+    model.set_attn_implementation("sdpa")
+    fast = static_copy(model)
+    assert getattr(model, "pass_ref_static", None) is None and fast is not model and fast.config is not model.config
+    assert model.config._attn_implementation == "sdpa" and fast.config._attn_implementation == "eager"
+    assert all(a is b for a, b in zip(model.parameters(), fast.parameters()))
+
+
+def test_a_new_decode_takes_the_cache_over(tiny_model, static_tiny):
+    """One static cache per model: a decode opened later makes the earlier view refuse to run, never corrupt it."""
+    s = static_tiny.pass_ref_static
+    first = s.open()
+    first.forward([1, 2, 3])
+    s.open()
+    with pytest.raises(RuntimeError, match="reopened"):
+        first.forward([4])
+
+
+def test_bad_input_is_refused(tiny_model):
+    """Unsupported dtype or placement, sizes, a cache the model cannot hold, a decode longer than the cache."""
+    with pytest.raises(ValueError, match="supports"):
+        static_model(copy.deepcopy(tiny_model).to(torch.float16), compile=False)
+    spread = copy.deepcopy(tiny_model)
+    spread.lm_head.to("meta")
+    with pytest.raises(ValueError, match="one device"):
+        static_model(spread, compile=False)
+    with pytest.raises(ValueError, match="context"):
+        static_copy(tiny_model, max_cache_len=tiny_model.config.max_position_embeddings + 1)
+    with pytest.raises(ValueError, match="positive ints"):
+        static_copy(tiny_model, sizes=(0, 4))
+    with pytest.raises(ValueError, match="at most"):
+        static_copy(tiny_model, sizes=tuple(range(1, 10)))
+    with pytest.raises(ValueError, match="below max_cache_len"):
+        static_copy(tiny_model, sizes=(1, 32), max_cache_len=32)
+    fast = static_copy(tiny_model, max_cache_len=24)
+    with pytest.raises(ValueError, match="static cache.s max_cache_len of 24"):
+        autoregressive_generate(fast, PROMPTS[0], max_new_tokens=30)
