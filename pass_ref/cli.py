@@ -1,10 +1,11 @@
-"""Command line: ``python -m pass_ref {generate, demo, overhead, train, bench, humaneval, doctor, grade}``.
+"""Command line: ``python -m pass_ref {generate, demo, overhead, train, bench, fastest, humaneval, doctor, grade}``.
 
     python -m pass_ref generate "def add(a, b):" --method pass --lookahead 4
     python -m pass_ref demo            # what `make demo` runs
     python -m pass_ref overhead        # Python-side cost of the loops vs model forward time
     python -m pass_ref train --domain code --lookahead 4 --steps 150 --out runs/code-L4
     python -m pass_ref bench --task humaneval --prompts 10 --out runs/bench
+    python -m pass_ref fastest --out runs/fastest   # every method vs the fastest plain decoding (any dtype, compiled)
     python -m pass_ref humaneval --pass1-problems 164 --pass10-problems 20 --out runs/table2
     python -m pass_ref doctor          # will PaSS pay on this machine? (t(n), predictions, advice)
     python -m pass_ref grade submissions/   # run assignment notebooks headless, print a score table
@@ -106,7 +107,35 @@ def cmd_demo(args) -> int:
     print(f"autoregressive:       {ar.stats.tokens_per_call:.3f} tokens per model call ({summary_line(ar)})")
     print(f"PaSS trained L=4:     {ps.stats.tokens_per_call:.3f} tokens per model call ({summary_line(ps)})")
     print(f"PaSS [UNK] L=4:       {unk.stats.tokens_per_call:.3f} tokens per model call ({summary_line(unk)})")
+    if not args.no_speed:
+        print("=" * 30 + " speed on this machine " + "=" * 25)
+        print("\n".join(demo_speed(args.model, model, lookahead, ids, [ar, ps], max_new_tokens=args.max_new_tokens)))
     return 0 if same else 1
+
+
+def demo_speed(name, model, lookahead, ids, outputs, *, max_new_tokens: int) -> list[str]:
+    """Does PaSS pay here? A few-second t(n) probe in float32 and bfloat16 (eager), the calls the demo's runs made,
+    and the doctor's verdict against the fastest plain decoding; then where to look further."""
+    from .experiments.doctor import DoctorReport, MethodRun, machine_features
+    from .experiments.latency import measure_forward_latency
+
+    one_call = pass_generate(model, lookahead, ids, max_new_tokens=max_new_tokens, fused=True, groups=[0, 1])
+    runs = []
+    for label, out in (("autoregressive", outputs[0]), ("PaSS (two calls)", outputs[1]), ("PaSS (one call)", one_call)):
+        runs.append(MethodRun(label, None if label == "autoregressive" else 4, out.stats.new_tokens, out.stats.model_calls,
+                              [list(out.stats.call_sizes)]))
+    sizes = sorted({n for run in runs for n in run.call_sizes[0][1:]} | {1})
+    curves = {"float32": measure_forward_latency(model, sizes, context=128, repeats=3, warmup=1)}
+    bf16, _ = load_model(name, dtype=torch.bfloat16)
+    curves["bfloat16"] = measure_forward_latency(bf16, sizes, context=128, repeats=3, warmup=1)
+    report = DoctorReport(machine_features("cpu"), curves, runs, 4, 0.0)
+    lines = [f"A quick probe (eager t(n), {len(sizes)} sizes, 3 timings each): t(1) = "
+             + ", ".join(f"{1e3 * c.t(1):.1f} ms in {d}" for d, c in curves.items()) + "."]
+    lines += [line.replace("**", "") for line in report.verdict()]
+    lines.append("Where PaSS pays: `make fastest` times every method against the fastest plain decoding here, "
+                 "in both dtypes and on the compiled static path (about 10 min); `make fastest-qwen` does it at "
+                 "Qwen2.5-Coder-0.5B scale; measured tables: docs/RESULTS.md.")
+    return lines
 
 
 def cmd_overhead(args) -> int:
@@ -334,6 +363,29 @@ def cmd_humaneval(args) -> int:
     return 0
 
 
+def cmd_fastest(args) -> int:
+    """Every method, every dtype, eager and compiled, against the fastest plain decoding of the model."""
+    from .experiments.fastest import fastest_decoding, format_markdown, verdict
+
+    command = "python -m pass_ref " + " ".join(sys.argv[1:])
+    if args.save:
+        from .experiments.doctor import machine_features
+        from .experiments.fastest import results_dir
+
+        args.out = args.out or str(results_dir(args.model, machine_features("cpu")))
+    result = fastest_decoding(args.model, methods=args.methods, dtypes=args.dtypes, compiled=not args.eager_only,
+                              recipes=args.recipes, L=args.num_lookahead, groups=args.groups, lookup_tokens=args.lookup_tokens,
+                              prompts=args.prompts,
+                              max_new_tokens=args.max_new_tokens, max_cache_len=args.max_cache_len, out=args.out, command=command)
+    print(format_markdown(result.rows))
+    print(verdict(result.rows))
+    compile_s = ", ".join(f"{k} {v:.0f} s" for k, v in result.compile_seconds.items())
+    print(f"compilation (not timed above): {compile_s or 'none'}; {result.config['minutes']:.1f} min in all")
+    if args.out:
+        print(f"written to {args.out}/ (summary.md, results.json, records.jsonl)")
+    return 0
+
+
 def cmd_doctor(args) -> int:
     """t(n) per dtype, every method's call sizes, predicted speed-ups and a recommendation."""
     from .experiments.doctor import run_doctor, save_report
@@ -341,7 +393,7 @@ def cmd_doctor(args) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda but torch sees no CUDA device")
     report = run_doctor(args.model, lookahead_dir=args.lookahead, recipe=args.recipe, device=args.device, L=args.num_lookahead,
-                        prompts=args.prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats)
+                        prompts=args.prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats, compiled=args.compiled)
     print(report.format())
     if args.out:
         save_report(report, args.out)
@@ -393,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     demo = sub.add_parser("demo", help="autoregressive vs PaSS on a HumanEval prompt, with the exactness check")
+    demo.add_argument("--no-speed", action="store_true", help="skip the few-second speed probe and its verdict")
     demo.add_argument("--problem", type=int, default=0, help="HumanEval problem index")
     demo.add_argument("--max-new-tokens", type=int, default=64)
     demo.set_defaults(func=cmd_demo)
@@ -512,6 +565,23 @@ def build_parser() -> argparse.ArgumentParser:
     he.add_argument("--out", required=True, help="directory for completions.jsonl, table2.json, table2.md")
     he.set_defaults(func=cmd_humaneval)
 
+    fa = sub.add_parser("fastest", help="every method vs the fastest plain decoding here: any dtype, eager or compiled (~12 min)")
+    fa.add_argument("--methods", nargs="+", default=["ar", "hf", "hf-static", "pass", "pass-fused", "lookup", "hybrid"],
+                    help="plain decoding (ar, hf, hf-static), look-ahead methods (pass, pass-fused, pass-unk), lookup, hybrid")
+    fa.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"])
+    fa.add_argument("--recipes", nargs="+", choices=["paper", "extended"], default=["paper", "extended"],
+                    help="the shipped code sets to run the look-ahead methods with")
+    fa.add_argument("--num-lookahead", type=positive_int, default=4, help="L")
+    fa.add_argument("--groups", type=int, nargs="+", default=[0, 1], help="one-call PaSS's groups")
+    fa.add_argument("--lookup-tokens", type=positive_int, default=8, help="prompt lookup's drafts (lookup and hybrid)")
+    fa.add_argument("--prompts", type=positive_int, default=4, help="HumanEval prompts")
+    fa.add_argument("--max-new-tokens", type=positive_int, default=64)
+    fa.add_argument("--max-cache-len", type=positive_int, default=1024, help="static caches' length (ours and transformers')")
+    fa.add_argument("--eager-only", action="store_true", help="skip our compiled static path")
+    fa.add_argument("--out", default=None, help="folder for summary.md, results.json, records.jsonl")
+    fa.add_argument("--save", action="store_true", help="write to results/fastest/<model>-<cpu kind> (read by make results-doc)")
+    fa.set_defaults(func=cmd_fastest)
+
     doc = sub.add_parser("doctor", help="will PaSS pay on this machine? t(n), predicted speed-ups, a recommendation (a few minutes)")
     doc.add_argument("--lookahead", default=None, help="trained look-ahead directory (default: the shipped code set)")
     doc.add_argument("--num-lookahead", type=positive_int, default=4, help="L")
@@ -522,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--max-new-tokens", type=positive_int, default=64)
     doc.add_argument("--repeats", type=positive_int, default=5, help="timings per n (medians)")
     doc.add_argument("--device", default="cpu")
+    doc.add_argument("--compiled", action="store_true",
+                     help="also measure t(n) on the compiled static path (compiles 4 sizes per dtype: several minutes)")
     doc.add_argument("--out", default=None, help="write the report as JSON")
     doc.set_defaults(func=cmd_doctor)
 

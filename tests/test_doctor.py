@@ -57,3 +57,21 @@ def test_cli_refuses_non_positive_sizes(capsys):
             main(argv)
         assert exit_info.value.code == 2
         assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_recommendation_is_measured_against_the_fastest_plain_decoding(tiny_model):
+    """A bfloat16 method that beats bfloat16 decoding but not float32 decoding is no win: the doctor says plain decoding wins."""
+    la = pass_ref.LookaheadEmbeddings.from_random(tiny_model, 3, seed=0)
+    prompts = [torch.tensor([[1, 2, 3, 1, 2]]), torch.tensor([[4, 5, 4, 5]])]
+    runs = record_calls(method_table(tiny_model, la, 3, lookup_tokens=4), prompts, 12)
+    fp32 = curve([float(n) for n in range(1, 41)], "float32")  # t(1) = 10 ms, every extra input costs a full t(1)
+    bf16 = curve([3.0] * 40, "bfloat16")  # flat, but t(1) = 30 ms
+    report = DoctorReport(machine_features(), {"float32": fp32, "bfloat16": bf16}, runs, 3, 1.0)
+    assert report.fastest_plain() == ("float32", pytest.approx(10.0))
+    best_bf16 = max((r for r in report.rows() if r["dtype"] == "bfloat16"), key=lambda r: r["predicted_speedup"])
+    assert best_bf16["predicted_speedup"] > 1.0 > best_bf16["vs_fastest_plain"]  # wins in its dtype, loses overall
+    said = " ".join(report.verdict())
+    assert "plain decoding in float32 (10.0 ms per token) is the fastest here" in said and "Why:" in said
+    report.curves["bfloat16"] = curve([0.5] * 40, "bfloat16")  # now bfloat16 is fast too: a drafting method wins overall
+    said = " ".join(report.verdict())
+    assert "the fastest plain decoding measured here (bfloat16, 5.0 ms per token)" in said

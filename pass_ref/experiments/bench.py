@@ -4,6 +4,9 @@ Methods: every entry of the method table (``pass_ref.METHODS``: ours, run throug
 loop) plus two reference runs of transformers (``REFERENCE``):
 
     hf             Hugging Face ``model.generate`` (greedy or sampling)
+    hf-static      the same with transformers' static-cache recipe: a ``StaticCache`` of one fixed
+                   length and the one-token step under ``torch.compile`` (inductor freezing),
+                   the fastest plain decoding transformers offers on a CPU (``hf_static_generate``)
     prompt-lookup  transformers' prompt lookup decoding (``prompt_lookup_num_tokens``), greedy only
 
 A method registered in the table (a test may register its own) is benchmarked with no
@@ -24,6 +27,7 @@ for token. Records are appended to ``records.jsonl`` as they come: an interrupte
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -43,7 +47,8 @@ from ..methods import METHODS as TABLE
 from ..methods import make_drafter
 from .timing import synchronize, timed
 
-REFERENCE = {"hf": "HF generate", "prompt-lookup": "HF prompt lookup"}  # transformers' own decoding, not drafters
+REFERENCE = {"hf": "HF generate", "hf-static": "HF generate, static cache compiled",
+             "prompt-lookup": "HF prompt lookup"}  # transformers' own decoding, not drafters
 
 
 def all_methods() -> tuple[str, ...]:
@@ -55,7 +60,7 @@ def label(method: str) -> str:
     return REFERENCE[method] if method in REFERENCE else TABLE[method].label
 
 
-BASELINES = ("ar", "hf", "prompt-lookup")  # every row gets a paired speed-up over each (where it ran)
+BASELINES = ("ar", "hf", "hf-static", "prompt-lookup")  # every row gets a paired speed-up over each (where it ran)
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def plan_runs(
             if method not in methods:
                 continue
             if method in REFERENCE:
-                if method == "hf":
+                if method in ("hf", "hf-static"):
                     specs.append(RunSpec(method, None, T))
                 elif T == 0:
                     specs.append(RunSpec(method, prompt_lookup_tokens, T))
@@ -129,6 +134,33 @@ def bench_options(*, num_draft_tokens: int = 4, prompt_lookup_tokens: int = 10, 
     for method, values in (extra or {}).items():
         options[method] = {**options.get(method, {}), **values}
     return options
+
+
+def hf_static_generate(model, ids: torch.Tensor, config, max_cache_len: int = 1024) -> torch.Tensor:
+    """transformers' fastest plain decoding: ``generate`` on a ``StaticCache`` with its decoding step compiled.
+
+    The recipe of transformers' documentation, made to work on a CPU: ``CompileConfig(dynamic=False)``
+    with ``_compile_all_devices`` (generate compiles nothing on a CPU otherwise) and inductor
+    freezing (prepacked weights; set through inductor's config, since CompileConfig's options
+    do not reach it). Prefill runs eagerly; the one-token step is compiled once per model
+    (and ``max_cache_len``), on the first call. The cache is kept on the model and reset per call.
+    """
+    from transformers import CompileConfig, StaticCache
+
+    context = getattr(model.config, "max_position_embeddings", None) or max_cache_len
+    length = min(max_cache_len, context)
+    if ids.shape[1] + config.max_new_tokens > length:
+        raise ValueError(f"prompt ({ids.shape[1]}) + max_new_tokens ({config.max_new_tokens}) exceed the static cache of {length}")
+    kept = getattr(model, "_pass_ref_hf_static_cache", None)  # (length, cache): one graph per length
+    if kept is None or kept[0] != length:
+        kept = model._pass_ref_hf_static_cache = (length, StaticCache(config=model.config, max_cache_len=length))
+    cache = kept[1]
+    cache.reset()
+    config = copy.deepcopy(config)
+    config.compile_config = CompileConfig(fullgraph=False, dynamic=False)
+    config.compile_config._compile_all_devices = True
+    with torch._inductor.config.patch(freezing=True):
+        return model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config, cache=cache)
 
 
 class _CallCounter:
@@ -166,8 +198,10 @@ class BenchRunner:
         trained: dict[int, LookaheadEmbeddings] | None = None,
         options: dict[str, dict] | None = None,
         seed: int = 0,
+        static_cache_len: int = 1024,
     ) -> None:
         self.model = model
+        self.static_cache_len = static_cache_len  # one length for every prompt: hf-static compiles once
         self.max_new_tokens = max_new_tokens
         self.top_k = top_k
         self.trained = trained or {}
@@ -194,7 +228,10 @@ class BenchRunner:
             synchronize(input_device(self.model))
             start = time.perf_counter()
             with torch.inference_mode():
-                out = self.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
+                if spec.method == "hf-static":
+                    out = hf_static_generate(self.model, ids, config, self.static_cache_len)
+                else:
+                    out = self.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
             synchronize(input_device(self.model))
             seconds = time.perf_counter() - start
         finally:
@@ -276,32 +313,44 @@ def run_benchmark(
     if not specs:
         raise ValueError("no runs planned: check --methods / --temperature")
     records: list[dict] = []
-    sink = open(records_path, "a", encoding="utf-8") if records_path is not None else None
+    completed = True
+    with record_sink(records_path, len(prompts) * len(specs), "bench", progress, mode="a") as keep:
+        try:
+            for i, prompt in enumerate(prompts):
+                for spec in rotated(specs, i):
+                    record = runner.run(spec, prompt, i)
+                    records.append(record)
+                    keep(record, f"{spec.key} {record['seconds_per_100']:.2f} s/100")
+        except KeyboardInterrupt:
+            completed = False
+    return records, completed
+
+
+@contextlib.contextmanager
+def record_sink(path: str | Path | None, total: int, desc: str, progress: bool, mode: str = "w"):
+    """Yields ``keep(record, note)``: writes the record to ``path`` (JSON lines, flushed) and moves a progress bar."""
+    sink = open(path, mode, encoding="utf-8") if path is not None else None
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(prompts) * len(specs), desc="bench", unit="run")
-    completed = True
+        bar = tqdm(total=total, desc=desc, unit="run")
+
+    def keep(record: dict, note: str) -> None:
+        if sink is not None:
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+        if bar is not None:
+            bar.set_postfix_str(note)
+            bar.update()
+
     try:
-        for i, prompt in enumerate(prompts):
-            for spec in rotated(specs, i):
-                record = runner.run(spec, prompt, i)
-                records.append(record)
-                if sink is not None:
-                    sink.write(json.dumps(record) + "\n")
-                    sink.flush()
-                if bar is not None:
-                    bar.set_postfix_str(f"{spec.key} {record['seconds_per_100']:.2f} s/100")
-                    bar.update()
-    except KeyboardInterrupt:
-        completed = False
+        yield keep
     finally:
         if bar is not None:
             bar.close()
         if sink is not None:
             sink.close()
-    return records, completed
 
 
 def _median(values: list[float]) -> float:

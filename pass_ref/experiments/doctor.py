@@ -14,7 +14,14 @@ The doctor
    every call (acceptance is a property of the weights and prompts, not of the dtype);
 4. predicts each method's per-token speed-up from those call sizes and t(n)
    (``latency.predicted_speedup_from_calls``), with the break-even acceptance;
-5. recommends the method, L and dtype with the lowest predicted time per token.
+5. recommends the configuration (method, L, dtype, eager or compiled) with the lowest
+   predicted time per token, and compares it with the fastest plain decoding it measured
+   (the lowest t(1) of any setup), not with plain decoding in the same dtype: a bfloat16
+   method that beats bfloat16 decoding but not float32 decoding is no win for the user.
+
+With ``compiled=True`` (``doctor --compiled``) it also measures t(n) on the compiled
+static path (``pass_ref.static_model``) at the sizes the methods call with, so every
+method is predicted eager and compiled; compilation takes about a minute per size.
 """
 
 from __future__ import annotations
@@ -128,7 +135,7 @@ def record_calls(methods: dict, prompts, max_new_tokens: int, progress: bool = F
 @dataclass
 class DoctorReport:
     machine: dict
-    curves: dict[str, LatencyCurve]  # dtype -> t(n)
+    curves: dict[str, LatencyCurve]  # setup ("float32", "bfloat16 compiled", ...) -> t(n)
     runs: list[MethodRun]
     L: int
     seconds: float
@@ -140,27 +147,54 @@ class DoctorReport:
         if not self.bandwidth:
             return []
         out = []
-        for dtype, size in self.weights.items():
-            bound, t1 = streaming_bound(size, self.bandwidth), self.curves[dtype].t(1)
-            out.append({"dtype": dtype, "weight_bytes": size, "bound_ms": 1e3 * bound, "t1_ms": 1e3 * t1, "t1_over_bound": t1 / bound})
+        for setup, curve in self.curves.items():
+            size = self.weights[setup.split()[0]]
+            bound, t1 = streaming_bound(size, self.bandwidth), curve.t(1)
+            out.append({"dtype": setup, "weight_bytes": size, "bound_ms": 1e3 * bound, "t1_ms": 1e3 * t1, "t1_over_bound": t1 / bound})
         return out
 
+    def fastest_plain(self) -> tuple[str, float]:
+        """The setup whose plain decoding (one call per token, t(1)) is the fastest, and its ms per token."""
+        setup = min(self.curves, key=lambda name: self.curves[name].t(1))
+        return setup, 1e3 * self.curves[setup].t(1)
+
     def rows(self) -> list[dict]:
-        """Per method and dtype: tokens per call, predicted speed-up, predicted ms per token."""
-        out = []
+        """Per method and setup: tokens per call, predicted ms per token, × AR in that setup and × the fastest plain decoding."""
+        out, (_, fastest_ms) = [], self.fastest_plain()
         for run in self.runs:
-            for dtype, curve in self.curves.items():
+            for setup, curve in self.curves.items():
                 speedup = run.predicted_speedup(curve)
-                out.append({"method": run.name, "L": run.L, "dtype": dtype, "tokens_per_call": run.tokens_per_call,
-                            "predicted_speedup": speedup, "ms_per_token": 1e3 * curve.t(1) / speedup})
+                ms = 1e3 * curve.t(1) / speedup
+                out.append({"method": run.name, "L": run.L, "dtype": setup, "tokens_per_call": run.tokens_per_call,
+                            "predicted_speedup": speedup, "ms_per_token": ms, "vs_fastest_plain": fastest_ms / ms})
         return out
 
     def recommendation(self) -> dict:
         return min(self.rows(), key=lambda r: r["ms_per_token"])
 
+    def verdict(self) -> list[str]:
+        """The recommendation in words, against the fastest plain decoding; or why plain decoding wins here."""
+        r, (plain_setup, plain_ms) = self.recommendation(), self.fastest_plain()
+        drafting = [row for row in self.rows() if row["method"] != "autoregressive"]
+        if r["method"] == "autoregressive" or not drafting or r["vs_fastest_plain"] <= 1.0:
+            best = max(drafting, key=lambda row: row["vs_fastest_plain"]) if drafting else None
+            lines = [f"**Recommendation:** plain decoding in {plain_setup} ({plain_ms:.1f} ms per token) is the fastest here."]
+            if best is not None:
+                curve = self.curves[best["dtype"]]
+                lines.append(f"Why: the best drafting configuration, {best['method']} in {best['dtype']}, makes "
+                             f"{best['tokens_per_call']:.2f} tokens per call, but its calls cost more than that buys: predicted "
+                             f"{best['ms_per_token']:.1f} ms per token ({best['vs_fastest_plain']:.2f}× the fastest plain decoding; "
+                             f"t(1) in {best['dtype']} is {1e3 * curve.t(1):.1f} ms).")
+            return lines
+        return [f"**Recommendation:** {r['method']}" + (f" (L or drafts = {r['L']})" if r["L"] else "")
+                + f" in {r['dtype']}: predicted {r['ms_per_token']:.1f} ms per token, {r['vs_fastest_plain']:.2f}× the fastest plain "
+                f"decoding measured here ({plain_setup}, {plain_ms:.1f} ms per token) and {r['predicted_speedup']:.2f}× plain decoding "
+                f"in {r['dtype']}."]
+
     def to_dict(self) -> dict:
         return {"machine": self.machine, "L": self.L, "seconds": self.seconds, "rows": self.rows(),
-                "recommendation": self.recommendation(), "bandwidth": self.bandwidth, "streaming": self.streaming(),
+                "recommendation": self.recommendation(), "fastest_plain": self.fastest_plain(), "verdict": self.verdict(),
+                "bandwidth": self.bandwidth, "streaming": self.streaming(),
                 "curves": {d: c.to_dict() for d, c in self.curves.items()},
                 "runs": [asdict(r) for r in self.runs]}
 
@@ -179,8 +213,13 @@ class DoctorReport:
         lines += ["", "## t(n) / t(1): the cost of one call over n new tokens", "",
                   "| dtype | t(1) ms | " + " | ".join(f"n={n}" for n in (2, 5, 9, 17, 25, 32)) + " |",
                   "|---|---|" + "---|" * 6]
-        for dtype, c in self.curves.items():
+        eager = {name: c for name, c in self.curves.items() if not c.padded}
+        for dtype, c in eager.items():
             lines.append(f"| {dtype} | {1e3 * c.t(1):.1f} | " + " | ".join(f"{c.ratio(n):.2f}" for n in (2, 5, 9, 17, 25, 32)) + " |")
+        for setup, c in self.curves.items():
+            if c.padded:
+                lines += ["", f"{setup} (a call is padded to the next size): "
+                          + ", ".join(f"t({n}) = {1e3 * c.t(n):.1f} ms" for n in c.new_tokens)]
         if self.streaming():
             lines += ["", f"## The memory limit: t(1) against the weight-streaming bound (copy bandwidth {self.bandwidth / 1e9:.1f} GB/s)",
                       "", "| dtype | weights MB | bound ms | t(1) ms | t(1) / bound |", "|---|---|---|---|---|"]
@@ -194,16 +233,20 @@ class DoctorReport:
         for dtype, c in self.curves.items():
             b = break_even(c, self.L, groups=2, candidates=8)
             lines.append(f"| {dtype} | {b['two_call']:.2f} | {b['fused']:.2f} | {b['prompt_lookup']:.2f} |")
-        lines += ["", "## Predicted per-token speed-up over autoregressive decoding (greedy, HumanEval prompts)", "",
-                  "| method | L or drafts | tokens / call | " + " | ".join(f"{d}: × (ms/token)" for d in self.curves) + " |",
+        plain_setup, plain_ms = self.fastest_plain()
+        lines += ["", f"## Predicted ms per token and × the fastest plain decoding ({plain_setup}, {plain_ms:.1f} ms per token)", "",
+                  "Greedy, HumanEval prompts; in brackets: × plain decoding in the same setup.", "",
+                  "| method | L or drafts | tokens / call | " + " | ".join(f"{d}" for d in self.curves) + " |",
                   "|---|---|---|" + "---|" * len(self.curves)]
         for run in self.runs:
-            cells = [f"{run.predicted_speedup(c):.2f} ({1e3 * c.t(1) / run.predicted_speedup(c):.1f})" for c in self.curves.values()]
+            cells = []
+            for c in self.curves.values():
+                ms = 1e3 * c.t(1) / run.predicted_speedup(c)
+                cells.append(f"{ms:.1f} ms: {plain_ms / ms:.2f}× ({run.predicted_speedup(c):.2f}×)")
             lines.append(f"| {run.name} | {run.L if run.L is not None else '–'} | {run.tokens_per_call:.2f} | " + " | ".join(cells) + " |")
         r = self.recommendation()
-        lines += ["", f"**Recommendation:** {r['method']}" + (f" (L or drafts = {r['L']})" if r["L"] else "")
-                  + f" in {r['dtype']}: predicted {r['ms_per_token']:.1f} ms per token, {r['predicted_speedup']:.2f}× autoregressive decoding in {r['dtype']}."]  # noqa: E501 (a table row)
-        if r["dtype"] == "bfloat16":
+        lines += [""] + self.verdict()
+        if r["dtype"].startswith("bfloat16") and r["method"] != "autoregressive":
             lines.append(
                 "In bfloat16 a multi-token call rounds differently from a one-token call, so greedy outputs may differ "
                 "from plain greedy decoding; sampling still follows the bfloat16 model's law exactly."
@@ -223,13 +266,16 @@ def run_doctor(
     max_new_tokens: int = 64,
     repeats: int = 5,
     dtypes=(torch.float32, torch.bfloat16),
+    compiled: bool = False,
     progress: bool = True,
 ) -> DoctorReport:
-    """Measure t(n) per dtype and the call sizes of every method; see the module docstring."""
+    """Measure t(n) per dtype (and on the compiled static path) and the call sizes of every method; see the module docstring."""
     from ..lookahead import LookaheadEmbeddings
     from ..models import load_model
+    from ..static import static_model
     from ..trained import load_lookahead
     from .data import humaneval_prompts
+    from .latency import measure_static_latency
 
     if prompts < 1 or max_new_tokens < 1 or repeats < 1:
         raise ValueError("prompts, max_new_tokens and repeats must be >= 1")
@@ -252,6 +298,9 @@ def run_doctor(
             ids = [tokenizer(p, return_tensors="pt").input_ids.to(device) for p in humaneval_prompts(prompts)]
             with torch.inference_mode():
                 runs = record_calls(method_table(model, lookahead, L), ids, max_new_tokens, progress)
+        if compiled:  # the sizes method_table's calls have: a token, L + 1, 8 lookup drafts, 1 + L + 2 L (one call, 2 groups)
+            fast = static_model(model, sizes=(1, L + 1, 9, 1 + 3 * L), max_cache_len=256, progress=progress)
+            curves[f"{str(dtype).replace('torch.', '')} compiled"] = measure_static_latency(fast, context=128, repeats=repeats)
         del model
     return DoctorReport(machine_features(device), curves, runs, L, time.perf_counter() - start, bandwidth, weights)
 

@@ -42,6 +42,7 @@ class LatencyCurve:
     dtype: str
     model: str
     samples: list[list[float]] = field(default_factory=list)  # every timing, per n
+    padded: bool = False  # a static path's curve: a call of n inputs costs t(smallest measured size >= n)
 
     def t(self, n: int) -> float:
         """Median latency of a pass over ``n`` new tokens (must have been measured)."""
@@ -55,10 +56,16 @@ class LatencyCurve:
         return self.t(n) / self.t(1)
 
     def at(self, n: float) -> float:
-        """t(n) for any n >= 1: measured, linearly interpolated, or extrapolated from the last two points."""
+        """t(n) for any n >= 1: measured, linearly interpolated, or extrapolated from the last two points.
+
+        A ``padded`` curve (the compiled static path) instead returns the cost of the size the
+        call is padded to; a call larger than every size is extrapolated as above.
+        """
         xs, ys = self.new_tokens, self.seconds
         if n <= xs[0]:
             return ys[0]
+        if self.padded and n <= xs[-1]:
+            return next(y for x, y in zip(xs, ys) if x >= n)
         for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
             if n <= x1:
                 return y0 + (y1 - y0) * (n - x0) / (x1 - x0)
@@ -144,6 +151,50 @@ def measure_forward_latency(
         dtype=dtype,
         model=str(getattr(model.config, "name_or_path", "") or type(model).__name__),
         samples=[samples[n] for n in ns],
+    )
+
+
+def measure_static_latency(model, *, context: int = 256, repeats: int = 7, warmup: int = 2,
+                           generator: torch.Generator | None = None) -> LatencyCurve:
+    """t(n) of the compiled static path (``pass_ref.static_model``) at each of its call sizes.
+
+    Each timed call goes through the path's ``forward`` (embedding, mask, padding, compiled
+    decoder and LM head, cache bookkeeping) on top of ``context`` cached random tokens and
+    is rolled back; sizes are visited in a fresh random order in every repeat. The curve is
+    ``padded``: a call of n inputs costs t of the size it is padded to.
+    """
+    static = getattr(model, "pass_ref_static", None)
+    if static is None:
+        raise ValueError("the model has no static path: call pass_ref.static_model(model) first")
+    if context < 1 or repeats < 1 or warmup < 0:
+        raise ValueError("context and repeats must be >= 1 and warmup >= 0")
+    if context + static.sizes[-1] > static.max_cache_len:
+        raise ValueError(f"context {context} + {static.sizes[-1]} inputs exceed the static cache's {static.max_cache_len}")
+    device, vocab = input_device(model), model.get_input_embeddings().weight.shape[0]
+    generator = torch.Generator().manual_seed(0) if generator is None else generator
+    ns = list(static.sizes)
+    samples: dict[int, list[float]] = {n: [] for n in ns}
+    cached = static.open()
+    with torch.inference_mode():
+        cached.forward(torch.randint(0, vocab, (context,), generator=generator).tolist())
+        for rep in range(warmup + repeats):
+            for i in torch.randperm(len(ns), generator=generator).tolist():
+                ids = torch.randint(0, vocab, (ns[i],), generator=generator).tolist()
+                synchronize(device)
+                start = time.perf_counter()
+                cached.forward(ids)
+                synchronize(device)
+                elapsed = time.perf_counter() - start
+                cached.rollback(context)
+                if rep >= warmup:
+                    samples[ns[i]].append(elapsed)
+    static.open()  # leave the cache to the next decode
+    return LatencyCurve(
+        new_tokens=ns, seconds=[statistics.median(samples[n]) for n in ns], context=context, repeats=repeats,
+        device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        dtype=str(model.get_input_embeddings().weight.dtype).replace("torch.", ""),
+        model=str(getattr(model.config, "name_or_path", "") or type(model).__name__), samples=[samples[n] for n in ns],
+        padded=True,
     )
 
 

@@ -62,6 +62,23 @@ def _bench_tables(results: Path, pattern: str, heading, *, minutes: bool) -> lis
     return lines
 
 
+def fastest_section(results: Path) -> list[str]:
+    """Every method against the fastest plain decoding (``results/fastest/*``), one table per model and machine."""
+    from .fastest import format_markdown as fastest_table
+    from .fastest import verdict
+
+    lines = []
+    for path in sorted(results.glob("fastest/*/results.json")):
+        data = _load(path)
+        c = data["config"]
+        compile_s = ", ".join(f"{k} {v:.0f} s" for k, v in c["compile_seconds"].items()) or "none"
+        lines += [f"### {c['model']}: {c['prompts']} HumanEval prompts × {c['max_new_tokens']} tokens, greedy ({path.parent.name})", "",
+                  f"Machine: {_machine(c)}. Command: `{c['command']}` ({c['minutes']} min; compilation, not timed: {compile_s}). "
+                  f"Compiled call sizes: {c['static_sizes']}; L = {c['L']}, one-call groups {c['groups']}.", "",
+                  fastest_table(data["summary"]), "", f"**{verdict(data['summary'])}.**", ""]
+    return lines
+
+
 def speed_section(results: Path) -> list[str]:
     """Every method on HumanEval prompts (``results/bench/speed-*``): the speed-up tables."""
     return _bench_tables(
@@ -309,10 +326,10 @@ def doctor_section(results: Path) -> list[str]:
             )
         best = data["recommendation"]
         env = " ".join(f"{k}={v}" for k, v in (data["machine"].get("isa_limits") or {}).items())
+        said = " ".join(data["verdict"]) if "verdict" in data else f"Recommendation: {best['method']} in {best['dtype']}."
         lines += [
             "",
-            f"Recommendation: {best['method']} in {best['dtype']}. Command: "
-            f"`{env + ' ' if env else ''}python -m pass_ref doctor --out {path.relative_to(results.parent)}`.",
+            f"{said} Command: `{env + ' ' if env else ''}python -m pass_ref doctor --out {path.relative_to(results.parent)}`.",
             "",
         ]
     return lines
@@ -322,9 +339,41 @@ HEADLINE = ("ar", "hf", "pass", "pass-fused", "prompt-lookup", "lookup", "hybrid
 README_START, README_END = "<!-- headline:start -->", "<!-- headline:end -->"
 
 
+def fastest_headline(paths: list[Path]) -> str:
+    """The README's table from ``results/fastest``: per model and machine, the fastest plain decoding and each
+    look-ahead method's best configuration against it."""
+    from .fastest import PLAIN
+
+    methods = {"pass": "PaSS (two calls)", "pass-fused": "PaSS (one call)", "hybrid": "hybrid (PaSS + prompt lookup)"}
+    lines = ["| model · machine | fastest plain decoding | " + " | ".join(f"best {m}: × the fastest" for m in methods.values()) + " |",
+             "|---|---|" + "---|" * len(methods)]
+    for path in paths:
+        data = _load(path)
+        rows, c = data["summary"], data["config"]
+        plain = next(r for r in rows if r["fastest_plain"])
+        cells = []
+        for method in methods:
+            mine = [r for r in rows if r["method"] == method and r["method"] not in PLAIN]
+            best = max(mine, key=lambda r: r["speedup_vs_fastest"], default=None)
+            cells.append("–" if best is None else f"**{best['speedup_vs_fastest']:.2f}×** ({best['setup']}, {best['recipe']} set, "
+                         f"{best['tokens_per_call']:.2f} tokens/call)")
+        fastest = f"{plain['label']}, {plain['setup']}: {plain['ms_per_token']:.1f} ms/token"
+        lines.append(f"| {c['model']} · {_machine(c)} | {fastest} | " + " | ".join(cells) + " |")
+    c = _load(paths[0])["config"]
+    lines += ["", f"Greedy, {c['prompts']} HumanEval prompts × {c['max_new_tokens']} tokens, every configuration in one run per machine "
+              "(float32 and bfloat16; eager, HF's static-cache recipe compiled, our compiled static path); × is the median of "
+              "paired per-prompt ratios against the fastest plain decoding measured in that run. Machines differ: "
+              "`make fastest` measures yours. Every row and command: `docs/RESULTS.md`."]
+    return "\n".join(lines)
+
+
 def headline(results: Path | None = None) -> str:
-    """The README's small table: per-token speed over HF generate and tokens per call, per dtype."""
+    """The README's small table: against the fastest plain decoding when measured (``results/fastest``); else per-token
+    speed over HF generate and tokens per call, per dtype (``results/bench/speed-*``)."""
     results = ROOT / "results" if results is None else Path(results)
+    fastest = sorted(results.glob("fastest/*/results.json"))
+    if fastest:
+        return fastest_headline(fastest)
     runs = [_load(p) for p in sorted(results.glob("bench/speed-*/results.json"))]
     if not runs:
         return "(no speed results committed yet: `make bench-speed`)"
@@ -362,6 +411,15 @@ def render(results: Path | None = None) -> str:
     """The whole page as a string."""
     results = ROOT / "results" if results is None else Path(results)
     sections = [
+        (
+            "Against the fastest plain decoding on the machine",
+            "Each method in each dtype, eager and on the compiled static path, against the fastest plain decoding "
+            "measured in the same run (ours, HF generate, or HF generate with transformers' static-cache recipe, "
+            "in any dtype): × is the median of paired per-prompt ratios. The bold row is that fastest plain decoding. "
+            "In bfloat16 a multi-token call rounds differently from a one-token call, so greedy tokens can differ "
+            "from plain decoding's (the last column); in float32 they match.",
+            fastest_section(results),
+        ),
         (
             "Speed: every method on HumanEval prompts",
             "Per-token speed-ups are medians of paired per-prompt ratios; "

@@ -1,0 +1,95 @@
+"""The comparison with the fastest plain decoding (``pass_ref.experiments.fastest``): planning, the paired ratios,
+the verdict, and one tiny end-to-end run (eager and compiled, transformers' static recipe included)."""
+
+import pytest
+import torch
+from conftest import random_lookahead
+
+import pass_ref
+from pass_ref.experiments import fastest
+from pass_ref.experiments.fastest import Row, format_markdown, machine_slug, plan_rows, static_sizes, summarize, verdict
+
+
+def record(row: Row, prompt_index: int, ms: float, tokens=(1, 2, 3), calls=3, predicted=None):
+    return {"row": row.key, "setup": row.setup, "method": row.method, "recipe": row.recipe, "L": 4, "prompt_index": prompt_index,
+            "ms_per_token": ms, "new_tokens": 3, "model_calls": calls, "accepted": [], "drafted": [], "tokens": list(tokens),
+            "predicted_ms_per_token": predicted}
+
+
+def test_plan_runs_transformers_only_eager_and_one_row_per_recipe():
+    """HF runs appear in the eager setups only; look-ahead methods once per recipe; sizes follow the methods."""
+    rows = plan_rows(["ar", "hf-static", "pass"], ["bfloat16"], ["paper", "extended"], compiled=True)
+    assert [r.key for r in rows] == ["bfloat16 eager/ar", "bfloat16 eager/hf-static", "bfloat16 eager/pass/paper",
+                                     "bfloat16 eager/pass/extended", "bfloat16 compiled/ar", "bfloat16 compiled/pass/paper",
+                                     "bfloat16 compiled/pass/extended"]
+    assert static_sizes(["ar", "pass", "pass-fused"], 4, (0, 1)) == (1, 5, 13)
+    assert static_sizes(["lookup", "hybrid"], 4, (0, 1), lookup_tokens=8, hybrid_groups=(0,)) == (1, 9, 13)
+    with pytest.raises(ValueError, match="unknown method"):
+        plan_rows(["nope"], ["float32"], ["paper"], compiled=False)
+    with pytest.raises(ValueError, match="dtypes"):
+        plan_rows(["ar"], ["float16"], ["paper"], compiled=False)
+    with pytest.raises(ValueError, match="not 'speculative'"):
+        static_sizes(["speculative"], 4, (0,))
+
+
+def test_speedups_are_paired_against_the_fastest_plain_decoding_of_any_setup():
+    """The fastest plain row is picked over every setup; ratios are medians of per-prompt ratios; the verdict says who wins."""
+    hf_static, ar32, pass16 = Row("bfloat16", False, "hf-static"), Row("float32", False, "ar"), Row("bfloat16", True, "pass", "paper")
+    ar16c = Row("bfloat16", True, "ar")
+    records = []
+    for i, (a, b, c, d) in enumerate([(20, 40, 18, 25), (22, 44, 20, 26), (30, 60, 20, 31)]):
+        records += [record(hf_static, i, a), record(ar32, i, b), record(pass16, i, c, tokens=(1, 2, 4), predicted=c / 1.1),
+                    record(ar16c, i, d)]
+    rows = {r["row"]: r for r in summarize(records)}
+    assert rows[hf_static.key]["fastest_plain"] and not rows[ar32.key]["fastest_plain"]
+    assert rows[pass16.key]["speedup_vs_fastest"] == pytest.approx(20 / 18)  # median of 20/18, 22/20, 30/20
+    assert rows[pass16.key]["speedup_vs_setup_ar"] == pytest.approx(25 / 18)  # against bfloat16 compiled AR: median of 25/18, 26/20, 31/20
+    assert rows[ar32.key]["speedup_vs_fastest"] == pytest.approx(0.5)
+    assert rows[pass16.key]["same_as_setup_ar"] == 0.0 and rows[ar16c.key]["same_as_setup_ar"] == 1.0
+    assert rows[pass16.key]["measured_over_predicted"] == pytest.approx(1.1)
+    assert "best look-ahead drafting (the paper's method): PaSS (two calls) (paper set), bfloat16 compiled: 20.0 ms/token, " \
+           "1.11x the fastest" in verdict(list(rows.values()))
+    slow = [dict(r, speedup_vs_fastest=0.9) if r["method"] == "pass" else r for r in rows.values()]
+    assert verdict(slow).endswith("plain decoding is the fastest here")
+    hybrid = dict(rows[pass16.key], method="hybrid", label="hybrid", speedup_vs_fastest=2.0)
+    assert "best drafting overall: hybrid (paper set)" in verdict([*rows.values(), hybrid])
+    assert "**HF generate, static cache compiled**" in format_markdown(list(rows.values()))
+
+
+def test_machine_slug_names_the_matrix_instructions():
+    """Results folders are named after what decides t(n); a CPU held below its features counts as the lesser one."""
+    flags = dict(avx2=True, avx512f=True, avx512_bf16=True, amx_tile=False, amx_bf16=False)
+    assert machine_slug({"flags": flags}) == "avx512-bf16"
+    assert machine_slug({"flags": {**flags, "amx_bf16": True}}) == "amx"
+    assert machine_slug({"flags": {**flags, "avx512_bf16": False, "avx512f": False}}) == "avx2"
+    assert machine_slug({"flags": flags, "isa_limits": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}) == "avx2"
+
+
+class _Tokenizer:
+    def __call__(self, text, add_special_tokens=False):
+        return type("Encoded", (), {"input_ids": [ord(c) % 32 for c in text[:12]]})()
+
+
+def test_tiny_end_to_end(monkeypatch, tmp_path):
+    """Every setup runs on a tiny float32 model (the static path compiled, transformers' recipe too) and writes its files."""
+    model = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)
+    model.generation_config.pad_token_id = 0
+    la = random_lookahead(model, 4)
+    monkeypatch.setattr(pass_ref.models, "load_model", lambda name, dtype: (model, _Tokenizer()))
+    monkeypatch.setattr(pass_ref.trained, "load_lookahead", lambda domain, L, recipe, model: la)
+    monkeypatch.setattr("pass_ref.experiments.data.humaneval_prompts", lambda n: ["def f(x):", "return x + 1", "class A:"][:n])
+    result = fastest.fastest_decoding("tiny", methods=["ar", "hf", "hf-static", "pass", "hybrid"], dtypes=["float32"], recipes=["paper"],
+                                      prompts=2, max_new_tokens=12, max_cache_len=48, out=tmp_path, progress=False)
+    rows = {r["row"]: r for r in result.rows}
+    assert set(rows) == {"float32 eager/ar", "float32 eager/hf", "float32 eager/hf-static", "float32 eager/pass/paper",
+                         "float32 eager/hybrid/paper", "float32 compiled/ar", "float32 compiled/pass/paper",
+                         "float32 compiled/hybrid/paper"}
+    assert all(r["prompts"] == 2 and r["ms_per_token"] > 0 for r in rows.values())
+    assert rows["float32 compiled/pass/paper"]["same_as_setup_ar"] == 1.0  # float32: the same greedy tokens
+    assert rows["float32 compiled/hybrid/paper"]["same_as_setup_ar"] == 1.0
+    tokens = {r["row"]: r["tokens"] for r in result.records if r["prompt_index"] == 0}
+    assert tokens["float32 eager/hf"] == tokens["float32 eager/ar"] == tokens["float32 compiled/ar"]
+    assert rows["float32 eager/pass/paper"]["measured_over_predicted"] > 0 and rows["float32 compiled/ar"]["measured_over_predicted"] > 0
+    assert rows["float32 eager/hf-static"]["measured_over_predicted"] is None  # its compiled step is not what the probes time
+    assert {"float32 compiled", "float32 eager hf-static"} == set(result.compile_seconds)
+    assert {p.name for p in tmp_path.iterdir()} == {"summary.md", "results.json", "records.jsonl"}
