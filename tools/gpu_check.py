@@ -17,6 +17,10 @@ Installs nothing. Runs on a machine with a CUDA GPU and PyTorch + transformers:
 4. Predicted PaSS speed-ups on those shapes from the acceptance measured on the CPU
    (``results/trained/evaluation.json``): from t(n) alone and from the measured
    iteration times.
+5. With ``--static``: the compiled static path (``pass_ref.static_model``, CUDA graphs on a
+   GPU): greedy equality with eager float32 decoding on a tiny model, and per shape t(n) at
+   its sizes (1, 5, 13) against the weight-streaming bound (weight bytes / measured copy
+   bandwidth).
 
 Writes ``gpu_check.json`` and a log under ``--out``. ``--shapes tiny`` runs the whole
 script in seconds on a CPU (to test it before spending GPU time).
@@ -40,7 +44,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 import pass_ref
 from pass_ref import LookaheadEmbeddings, autoregressive_generate, pass_generate, speculative_generate
-from pass_ref.experiments.latency import measure_forward_latency, predicted_pass_speedup
+from pass_ref.experiments.bandwidth import memory_bandwidth, streaming_bound, weight_bytes
+from pass_ref.experiments.latency import measure_forward_latency, measure_static_latency, predicted_pass_speedup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,6 +196,30 @@ def predictions(curve, loops: dict | None, evaluation: dict) -> list[dict]:
     return rows
 
 
+STATIC_SIZES = (1, 5, 13)  # a token, PaSS's L + 1, one-call PaSS with 2 groups (L = 4)
+
+
+def static_greedy_agreement(device: str, new: int = 24) -> dict:
+    """The compiled static path gives eager float32's greedy tokens on a tiny model (AR and PaSS, four prompts)."""
+    model = pass_ref.tiny_llama(vocab_size=64, hidden_size=64, num_layers=4, seed=0, dtype=torch.float32).to(device)
+    fast = pass_ref.static_model(model, sizes=STATIC_SIZES, max_cache_len=64, progress=False)
+    la = LookaheadEmbeddings.from_random(model, 4, seed=0)
+    same = []
+    for prompt in prompts(64, 4, 8, seed=1):
+        want = autoregressive_generate(model, prompt, max_new_tokens=new).new_tokens.tolist()
+        same.append(autoregressive_generate(fast, prompt, max_new_tokens=new).new_tokens.tolist() == want
+                    and pass_generate(fast, la, prompt, max_new_tokens=new).new_tokens.tolist() == want)
+    return {"prompts": len(same), "identical": sum(same)}
+
+
+def static_latency(model, context: int, repeats: int, bandwidth: float) -> dict:
+    """t(n) of the compiled static path at its sizes, and t(1) against the weight-streaming bound."""
+    fast = pass_ref.static_model(model, sizes=STATIC_SIZES, max_cache_len=context + 2 * STATIC_SIZES[-1], progress=False)
+    curve = measure_static_latency(fast, context=context, repeats=repeats)
+    bound = streaming_bound(weight_bytes(model), bandwidth)
+    return {"latency": curve.to_dict(), "bound_ms": 1e3 * bound, "t1_over_bound": curve.t(1) / bound}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/gpu")
@@ -200,6 +229,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--loop-tokens", type=int, default=128)
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--static", action="store_true", help="also the compiled static path (compiles 3 sizes per shape)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,6 +259,12 @@ def main(argv=None) -> int:
     result["greedy_tiny_float64"] = greedy_agreement(tiny, 8, 48)
     log("greedy equality, tiny float64:", result["greedy_tiny_float64"])
     save()
+    if args.static:
+        result["bandwidth"] = memory_bandwidth(device)
+        result["static_greedy_float32"] = static_greedy_agreement(device)
+        log(f"copy bandwidth {result['bandwidth'] / 1e9:.0f} GB/s; compiled static path, greedy = eager float32:",
+            result["static_greedy_float32"])
+        save()
     for shape in args.shapes.split(","):
         entry: dict = {"config": SHAPES[shape]}
         result["shapes"][shape] = entry
@@ -250,6 +286,12 @@ def main(argv=None) -> int:
         entry["latency"] = curve.to_dict()
         log(f"{shape} t(n) ms: " + " ".join(f"{n}:{1e3 * s:.2f}" for n, s in zip(curve.new_tokens, curve.seconds)))
         save()
+        if args.static:
+            entry["static"] = static_latency(model, args.context, args.repeats, result["bandwidth"])
+            t = dict(zip(entry["static"]["latency"]["new_tokens"], entry["static"]["latency"]["seconds"]))
+            log(f"{shape} compiled static path t(n) ms: " + " ".join(f"{n}:{1e3 * s:.2f}" for n, s in t.items())
+                + f"; t(1) = {entry['static']['t1_over_bound']:.2f}x the streaming bound ({entry['static']['bound_ms']:.2f} ms)")
+            save()
         entry["loops"] = time_loops(model, args.loop_tokens, 3)
         loops = entry["loops"]
         loops["ar_overhead_over_t1"] = loops["ar_s_per_token"] / curve.t(1) - 1

@@ -162,7 +162,7 @@ def _fmt(x, spec: str) -> str:
 def format_markdown(rows: Sequence[dict]) -> str:
     """The summary, fastest row first; the fastest plain decoding in bold."""
     lines = ["| setup | method | look-ahead set | ms / token | × vs fastest plain decoding | × vs our AR, same setup | "
-             "tokens / call | drafts accepted | greedy tokens = AR of its setup | measured / predicted |",
+             "tokens / call | share of drafts accepted | greedy tokens = AR of its setup | measured / predicted |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = f"**{r['label']}**" if r["fastest_plain"] else r["label"]

@@ -313,7 +313,12 @@ def doctor_section(results: Path) -> list[str]:
         ]
         for dtype, c in data["curves"].items():
             t = dict(zip(c["new_tokens"], c["seconds"]))
-            lines.append(f"| {dtype} | {1e3 * t[1]:.1f} | " + " | ".join(f"{t[n] / t[1]:.2f}" if n in t else "–" for n in ns) + " |")
+            name = f"{dtype} (compiled sizes {', '.join(map(str, c['new_tokens']))})" if c.get("padded") else dtype
+            lines.append(f"| {name} | {1e3 * t[1]:.1f} | " + " | ".join(f"{t[n] / t[1]:.2f}" if n in t else "–" for n in ns) + " |")
+        if data.get("streaming"):
+            lines += ["", f"Copy bandwidth {data['bandwidth'] / 1e9:.1f} GB/s; t(1) against the weight-streaming bound: "
+                      + "; ".join(f"{r['dtype']} {r['t1_ms']:.1f} ms = {r['t1_over_bound']:.2f}× the bound ({r['bound_ms']:.1f} ms)"
+                                  for r in data["streaming"]) + "."]
         lines += [
             "",
             "| method | L or drafts | dtype | tokens / call | predicted × over AR | predicted ms / token |",
@@ -327,9 +332,10 @@ def doctor_section(results: Path) -> list[str]:
         best = data["recommendation"]
         env = " ".join(f"{k}={v}" for k, v in (data["machine"].get("isa_limits") or {}).items())
         said = " ".join(data["verdict"]) if "verdict" in data else f"Recommendation: {best['method']} in {best['dtype']}."
+        compiled = " --compiled" if any(c.get("padded") for c in data["curves"].values()) else ""
         lines += [
             "",
-            f"{said} Command: `{env + ' ' if env else ''}python -m pass_ref doctor --out {path.relative_to(results.parent)}`.",
+            f"{said} Command: `{env + ' ' if env else ''}python -m pass_ref doctor{compiled} --out {path.relative_to(results.parent)}`.",
             "",
         ]
     return lines
