@@ -361,8 +361,9 @@ def fastest_headline(paths: list[Path]) -> str:
         for method in methods:
             mine = [r for r in rows if r["method"] == method and r["method"] not in PLAIN]
             best = max(mine, key=lambda r: r["speedup_vs_fastest"], default=None)
-            cells.append("–" if best is None else f"**{best['speedup_vs_fastest']:.2f}×** ({best['setup']}, {best['recipe']} set, "
-                         f"{best['tokens_per_call']:.2f} tokens/call)")
+            x = None if best is None else f"{best['speedup_vs_fastest']:.2f}×"
+            cells.append("–" if best is None else (f"**{x}**" if best["speedup_vs_fastest"] > 1 else x)
+                         + f" ({best['setup']}, {best['recipe']} set, {best['tokens_per_call']:.2f} tokens/call)")
         fastest = f"{plain['label']}, {plain['setup']}: {plain['ms_per_token']:.1f} ms/token"
         lines.append(f"| {c['model']} · {_machine(c)} | {fastest} | " + " | ".join(cells) + " |")
     c = _load(paths[0])["config"]
