@@ -375,8 +375,8 @@ def cmd_fastest(args) -> int:
         args.out = args.out or str(results_dir(args.model, machine_features("cpu")))
     result = fastest_decoding(args.model, methods=args.methods, dtypes=args.dtypes, compiled=not args.eager_only,
                               recipes=args.recipes, L=args.num_lookahead, groups=args.groups, lookup_tokens=args.lookup_tokens,
-                              prompts=args.prompts,
-                              max_new_tokens=args.max_new_tokens, max_cache_len=args.max_cache_len, out=args.out, command=command)
+                              prompts=args.prompts, max_new_tokens=args.max_new_tokens, max_cache_len=args.max_cache_len,
+                              out=args.out, command=command)
     print(format_markdown(result.rows))
     print(verdict(result.rows))
     compile_s = ", ".join(f"{k} {v:.0f} s" for k, v in result.compile_seconds.items())

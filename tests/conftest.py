@@ -2,12 +2,17 @@
 and ``drafter_for``, which builds any method of the table with what a test has at hand."""
 
 import os
+import shutil
 
 import pytest
 import torch
 
 import pass_ref
 from pass_ref.methods import METHODS, make_drafter
+
+# torch.compile on a CPU builds C++ kernels: the compiled-path tests need a compiler.
+needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                                    reason="torch.compile on a CPU needs a C++ compiler (g++)")
 
 # PASS_REF_TEST_DEVICE=cuda runs the tiny-model tests on a GPU (tools/gpu_check.py does).
 TEST_DEVICE = os.environ.get("PASS_REF_TEST_DEVICE", "cpu")

@@ -3,7 +3,7 @@ the verdict, and one tiny end-to-end run (eager and compiled, transformers' stat
 
 import pytest
 import torch
-from conftest import random_lookahead
+from conftest import needs_compiler, random_lookahead
 
 import pass_ref
 from pass_ref.experiments import fastest
@@ -70,6 +70,7 @@ class _Tokenizer:
         return type("Encoded", (), {"input_ids": [ord(c) % 32 for c in text[:12]]})()
 
 
+@needs_compiler
 def test_tiny_end_to_end(monkeypatch, tmp_path):
     """Every setup runs on a tiny float32 model (the static path compiled, transformers' recipe too) and writes its files."""
     model = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)

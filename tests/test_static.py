@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from conftest import PROMPTS, drafter_for
+from conftest import PROMPTS, drafter_for, needs_compiler
 from conftest import random_lookahead as lookahead
 from test_decoding import deep_lookahead
 from test_distribution import CONFIGS, accept_every_draft, law_check
@@ -69,6 +69,7 @@ def test_static_path_keeps_the_exact_law(small):
         assert wrong.pvalue < 1e-6, (method, wrong)
 
 
+@needs_compiler
 def test_compiled_path_gives_the_eager_float32_tokens():
     """torch.compile'd static path (float32, inductor freezing): every method returns eager float32's greedy tokens."""
     eager = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)
