@@ -1,8 +1,8 @@
 """The compiled static-cache fast path: every decoding method, unchanged, on fixed-shape calls.
 
-Eager decoding spends most of a call outside the arithmetic (Python, small kernels,
-reallocating the growing cache), which is why t(n) on a CPU is far above the time the
-weights take to stream from memory (``python -m pass_ref doctor``). The recipe that
+Eager decoding spends part of every call outside the arithmetic (Python, small kernels,
+reallocating the growing cache), one reason why t(n) on a CPU stays well above the time
+the weights take to stream from memory (``python -m pass_ref doctor``). The recipe that
 removes it, the one transformers and gpt-fast use for autoregressive decoding, also
 suits speculative decoding:
 
@@ -19,9 +19,11 @@ suits speculative decoding:
   skipped (the model is frozen).
 
 ``static_model(model)`` returns a copy of the model that shares its weights, with a
-``StaticDecoding`` attached as ``.pass_ref_static``; ``pass_ref.cache.open_cache`` then hands
-the loop a ``StaticCachedModel``, which has the ``CachedModel`` verbs. The first call (the prompt) and any call larger than the largest
-size run eagerly on the same static cache at their exact size.
+``StaticDecoding`` attached as ``.pass_ref_static``; ``pass_ref.cache.open_cache`` then
+hands the loop a ``StaticCachedModel``, which has the ``CachedModel`` verbs. The first
+call (the prompt) and any call larger than the largest size run eagerly on the same
+static cache at their exact size. The copy uses transformers' "eager" attention (plain
+matmul and softmax): PyTorch's fused CPU kernel is slow for one bfloat16 query.
 
 Exactness: the attention sees exactly the real positions, so the logits equal the eager
 path's up to floating-point reordering (a masked softmax over ``max_cache_len`` columns
