@@ -278,6 +278,13 @@ def _number_list(text: str, kind=float) -> list:
     return values
 
 
+def _group_set(text: str):
+    """--groups: "auto" (chosen from the set's acceptance and this machine's t(n)), "all", "none" (two calls) or 0,1,..."""
+    if text in ("auto", "all", "none"):
+        return {"auto": "auto", "all": None, "none": ()}[text]
+    return _number_list(text, int)
+
+
 def cmd_bench(args) -> int:
     """Every method on the same prompts, interleaved; table, CSV/JSON and figures under --out."""
     from .experiments.bench import format_markdown
@@ -531,9 +538,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--prompt-lookup-tokens", type=positive_int, default=10, help="drafts per lookup (HF prompt lookup, ours, the hybrid)")
     be.add_argument(
         "--groups",
-        type=lambda t: None if t == "all" else _number_list(t, int),
-        default=[0, 1],
-        help="one-call PaSS: accepted counts that get a look-ahead group, e.g. 0,1 or all",
+        type=_group_set,
+        default="auto",
+        help="one-call PaSS: accepted counts that get a look-ahead group: auto (best for each set's measured acceptance "
+             "and this machine's t(n)), all, none (the paper's two calls) or e.g. 0,1",
     )
     be.add_argument(
         "--hybrid-groups",
@@ -572,7 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--recipes", nargs="+", choices=["paper", "extended"], default=["paper", "extended"],
                     help="the shipped code sets to run the look-ahead methods with")
     fa.add_argument("--num-lookahead", type=positive_int, default=4, help="L")
-    fa.add_argument("--groups", type=int, nargs="+", default=[0, 1], help="one-call PaSS's groups")
+    fa.add_argument("--groups", type=_group_set, default="auto",
+                    help="one-call PaSS's groups: auto (from each set's acceptance and each setup's t(n)), all, none or e.g. 0,1")
     fa.add_argument("--lookup-tokens", type=positive_int, default=8, help="prompt lookup's drafts (lookup and hybrid)")
     fa.add_argument("--prompts", type=positive_int, default=4, help="HumanEval prompts")
     fa.add_argument("--max-new-tokens", type=positive_int, default=64)

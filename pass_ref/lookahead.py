@@ -246,6 +246,19 @@ class LookaheadEmbeddings(torch.nn.Module):
         table = model.get_input_embeddings().weight
         return self.weight[:L].to(dtype=table.dtype, device=table.device)
 
+    def measured_acceptance(self, L: int | None = None) -> list[float] | None:
+        """Per-position acceptance P(n >= i), i = 1..L, measured greedily on held-out prompts after training
+        (stored in the metadata), or None for a set that was never measured.
+
+        The first L positions of a longer set keep their acceptance: look-ahead position i
+        sees only positions 1..i, so its drafts do not depend on how many follow it.
+        """
+        L = self.num_lookahead if L is None else L
+        values = (self.metadata.get("heldout_greedy") or {}).get("acceptance")
+        if not values or len(values) < L or not 1 <= L <= self.num_lookahead:
+            return None
+        return [float(a) for a in values[:L]]
+
     def recipe_name(self) -> str:
         """"paper" (L input vectors, corpus targets), "extended" (ours) or "untrained"."""
         recipe = self.metadata.get("recipe")

@@ -48,8 +48,33 @@ def runner(tiny_model, monkeypatch):
         max_new_tokens=20,
         top_k=10,
         trained={L: random_lookahead(tiny_model, L, L) for L in (2, 4)},
-        options=bench_options(num_draft_tokens=3, prompt_lookup_tokens=3, draft_model=pass_ref.truncated_draft_model(tiny_model, 1)),
+        options=bench_options(num_draft_tokens=3, prompt_lookup_tokens=3, groups=(0, 1),
+                              draft_model=pass_ref.truncated_draft_model(tiny_model, 1)),
     )
+
+
+def test_auto_groups_come_from_the_sets_acceptance_and_the_curve(tiny_model):
+    """groups="auto": chosen per set by best_groups; records keep them; refused without a curve or an acceptance."""
+    from pass_ref.experiments.latency import LatencyCurve, best_groups
+
+    def flat_or_steep(slope):
+        ns = list(range(1, 30))
+        return LatencyCurve(ns, [0.01 * (1 + slope * (n - 1)) for n in ns], 8, 1, "cpu", "float64", "tiny")
+
+    la = random_lookahead(tiny_model, 4, 0)
+    la.metadata["heldout_greedy"] = {"acceptance": [0.6, 0.3, 0.1, 0.02]}
+    spec = RunSpec("pass-fused", 4, 0.0)
+    for slope, want in ((0.0, (0, 1, 2, 3, 4)), (1.0, ())):
+        runner = BenchRunner(tiny_model, max_new_tokens=12, trained={4: la}, options=bench_options(), latency=flat_or_steep(slope))
+        record = runner.run(spec, PROMPTS[0], 0)
+        assert tuple(record["groups"]) == want == best_groups(runner.latency, la.measured_acceptance()).groups
+        assert record["tokens"] == pass_ref.autoregressive_generate(tiny_model, PROMPTS[0], max_new_tokens=12).new_tokens.tolist()
+    with pytest.raises(ValueError, match="t\\(n\\)"):
+        BenchRunner(tiny_model, max_new_tokens=4, trained={4: la}, options=bench_options()).run(spec, PROMPTS[0], 0)
+    la.metadata.pop("heldout_greedy")
+    with pytest.raises(ValueError, match="measured acceptance"):
+        BenchRunner(tiny_model, max_new_tokens=4, trained={4: la}, options=bench_options(), latency=flat_or_steep(0.0)).run(
+            spec, PROMPTS[0], 0)
 
 
 def test_plan_runs():

@@ -38,7 +38,12 @@ def test_call_sizes_and_recommendation(tiny_model):
     assert best["tokens_per_call"] == max(r.tokens_per_call for r in runs)
     assert all(r["predicted_speedup"] <= 1.0 + 1e-9 for r in report.rows() if r["dtype"] == "float32")
     text = report.format()
-    assert "Recommendation" in text and "Break-even" in text
+    assert "Recommendation" in text and "Break-even" in text and "groups to use" not in text  # no measured acceptance
+    report.acceptance = [0.5, 0.2, 0.05]
+    assert report.groups() == {"float32": {"groups": [], "predicted": pytest.approx(report.groups()["float32"]["two_call"]),
+                                           "two_call": pytest.approx((2 + 0.75) / (2 * 4))},
+                               "bfloat16": {"groups": [0, 1, 2, 3], "predicted": pytest.approx(1.75), "two_call": pytest.approx(1.375)}}
+    assert "| bfloat16 | {0, 1, 2, 3} | 1.75 | 1.38 |" in report.format()
 
 
 @pytest.mark.slow

@@ -24,6 +24,8 @@ def test_plan_runs_transformers_only_eager_and_one_row_per_recipe():
                                      "bfloat16 compiled/pass/extended"]
     assert static_sizes(["ar", "pass", "pass-fused"], 4, (0, 1)) == (1, 5, 13)
     assert static_sizes(["lookup", "hybrid"], 4, (0, 1), lookup_tokens=8, hybrid_groups=(0,)) == (1, 9, 13)
+    assert static_sizes(["pass-fused"], 4, "auto") == (1, 5, 9, 13)  # no group (the drafting call), one group, two
+    assert static_sizes(["pass-fused"], 2, None) == (1, 9)  # every group: 1 + 2 + 3 * 2
     with pytest.raises(ValueError, match="unknown method"):
         plan_rows(["nope"], ["float32"], ["paper"], compiled=False)
     with pytest.raises(ValueError, match="dtypes"):
@@ -54,6 +56,8 @@ def test_speedups_are_paired_against_the_fastest_plain_decoding_of_any_setup():
     hybrid = dict(rows[pass16.key], method="hybrid", label="hybrid", speedup_vs_fastest=2.0)
     assert "best drafting overall: hybrid (paper set)" in verdict([*rows.values(), hybrid])
     assert "**HF generate, static cache compiled**" in format_markdown(list(rows.values()))
+    assert fastest.groups_note({"groups": [0, 1]}) == ", A = {0, 1}" and fastest.groups_note({}) == ""
+    assert fastest.groups_note({"groups": []}) == ", A = {} (two calls)" and fastest.groups_note({"groups": None}) == ", every A"
 
 
 def test_machine_slug_names_the_matrix_instructions():
@@ -76,18 +80,24 @@ def test_tiny_end_to_end(monkeypatch, tmp_path):
     model = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)
     model.generation_config.pad_token_id = 0
     la = random_lookahead(model, 4)
+    la.metadata["heldout_greedy"] = {"acceptance": [0.5, 0.2, 0.1, 0.0]}  # what groups="auto" chooses from
     monkeypatch.setattr(pass_ref.models, "load_model", lambda name, dtype: (model, _Tokenizer()))
     monkeypatch.setattr(pass_ref.trained, "load_lookahead", lambda domain, L, recipe, model: la)
     monkeypatch.setattr("pass_ref.experiments.data.humaneval_prompts", lambda n: ["def f(x):", "return x + 1", "class A:"][:n])
-    result = fastest.fastest_decoding("tiny", methods=["ar", "hf", "hf-static", "pass", "hybrid"], dtypes=["float32"], recipes=["paper"],
-                                      prompts=2, max_new_tokens=12, max_cache_len=48, out=tmp_path, progress=False)
+    result = fastest.fastest_decoding("tiny", methods=["ar", "hf", "hf-static", "pass", "pass-fused", "hybrid"], dtypes=["float32"],
+                                      recipes=["paper"], prompts=2, max_new_tokens=12, max_cache_len=48, out=tmp_path, progress=False)
     rows = {r["row"]: r for r in result.rows}
     assert set(rows) == {"float32 eager/ar", "float32 eager/hf", "float32 eager/hf-static", "float32 eager/pass/paper",
                          "float32 eager/hybrid/paper", "float32 compiled/ar", "float32 compiled/pass/paper",
-                         "float32 compiled/hybrid/paper"}
+                         "float32 compiled/hybrid/paper", "float32 eager/pass-fused/paper", "float32 compiled/pass-fused/paper"}
     assert all(r["prompts"] == 2 and r["ms_per_token"] > 0 for r in rows.values())
     assert rows["float32 compiled/pass/paper"]["same_as_setup_ar"] == 1.0  # float32: the same greedy tokens
     assert rows["float32 compiled/hybrid/paper"]["same_as_setup_ar"] == 1.0
+    assert all(r["outside_forward"] >= 0 for r in rows.values() if r["method"] not in ("hf", "hf-static"))
+    for setup in ("eager", "compiled"):  # auto groups: chosen on the setup's own probe, at most AUTO_GROUPS of them
+        fused = rows[f"float32 {setup}/pass-fused/paper"]
+        assert fused["same_as_setup_ar"] == 1.0 and len(fused["groups"]) <= fastest.AUTO_GROUPS
+        assert result.config["static_sizes"] == [1, 5, 9, 13]
     tokens = {r["row"]: r["tokens"] for r in result.records if r["prompt_index"] == 0}
     assert tokens["float32 eager/hf"] == tokens["float32 eager/ar"] == tokens["float32 compiled/ar"]
     assert rows["float32 eager/pass/paper"]["measured_over_predicted"] > 0 and rows["float32 compiled/ar"]["measured_over_predicted"] > 0

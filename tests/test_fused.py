@@ -23,7 +23,8 @@ VARIANTS = {
     "fused": dict(fused=True),
     "fused-groups0": dict(fused=True, groups=[0]),
     "fused-groups01": dict(fused=True, groups=(0, 1)),
-    "fused-groups1": dict(fused=True, groups=[1]),  # no group for a = 0: calls after a full rejection have no drafts
+    "fused-groups1": dict(fused=True, groups=[1]),  # no group for a = 0: a full rejection is followed by a drafting call
+    "fused-groups-none": dict(fused=True, groups=()),  # no group at all: the paper's two calls
     "hybrid": dict(prompt_lookup=True),
     "fused-hybrid": dict(fused=True, prompt_lookup=True, lookup_tokens=6),
 }
@@ -124,7 +125,46 @@ def test_fused_makes_one_call_per_iteration(tiny_model):
     assert all(r.exact_token is None for r in out.trace)
 
 
-@pytest.mark.parametrize("variant", ["fused", "fused-groups0", "hybrid", "fused-hybrid"])
+@pytest.mark.parametrize("L", [1, 3, 5])
+def test_no_group_is_the_papers_two_calls(tiny_model, L):
+    """groups=(): every call is either the drafting call [z] + G_0 or a validation call, so the run
+    makes the two-call loop's calls and, sampling with the same generator, the same tokens. (Near the end
+    of the budget the two-call loop drafts fewer than L tokens; G_0 keeps its L rows.)"""
+    la = lookahead(tiny_model, L)
+    for i, prompt in enumerate(PROMPTS):
+        for T in (0.0, 1.0):
+            one = pass_generate(tiny_model, la, prompt, max_new_tokens=30, fused=True, groups=(), temperature=T, seed=i)
+            two = pass_generate(tiny_model, la, prompt, max_new_tokens=30, temperature=T, seed=i)
+            assert torch.equal(one.new_tokens, two.new_tokens)
+            assert one.stats.accepted == two.stats.accepted and one.stats.drafted == two.stats.drafted
+            a, b = one.stats.call_sizes, two.stats.call_sizes
+            trimmed = next((k for k in range(1, len(b)) if b[k] < 1 + L), len(b))  # the budget starts to cut drafts
+            assert len(a) == len(b) and a[:trimmed] == b[:trimmed] and trimmed > len(b) // 2
+            assert all(x >= y for x, y in zip(a[trimmed:], b[trimmed:]))
+
+
+def test_calls_without_drafts_carry_the_drafting_group(tiny_model):
+    """With groups {1}: a call without drafts reads [z] + G_0 (the drafting call), so the next call drafts;
+    a call with drafts is followed by drafts exactly when it accepted 1 of them."""
+    L = 3
+    la = lookahead(tiny_model, L)
+    drafter = FusedLookaheadDrafter(tiny_model, la, groups=[1])
+    assert drafter.parents(0) == [0] and drafter.parents(3) == [1] and drafter.parents(1) == [1]
+    seen = set()
+    for prompt in PROMPTS:
+        out = pass_generate(tiny_model, la, prompt, max_new_tokens=40, fused=True, groups=[1], trace=True)
+        for size, record in zip(out.stats.call_sizes[1:], out.trace[1:]):  # one call per iteration; [0] read the prompt
+            K = len(record.draft_tokens)
+            assert size == 1 + K + L  # G_0 without drafts, G_1 with
+        for before, after in zip(out.trace, out.trace[1:-1]):  # the last iteration may be cut by the budget
+            drafted = len(after.draft_tokens) > 0
+            want = True if not before.draft_tokens else before.num_accepted == 1
+            assert drafted == want
+            seen.add((len(before.draft_tokens) > 0, drafted))
+    assert seen == {(False, True), (True, True), (True, False)}  # every transition happened
+
+
+@pytest.mark.parametrize("variant", ["fused", "fused-groups0", "fused-groups-none", "hybrid", "fused-hybrid"])
 @pytest.mark.parametrize("L", [1, 3, 6])
 def test_eos_and_budget_edges(tiny_model, variant, L):
     """EOS or max_new_tokens inside a block truncates exactly like AR."""

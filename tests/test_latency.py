@@ -1,11 +1,14 @@
 """The latency model: t(n) measurement contract and the speed-up formulas."""
 
+import itertools
+
 import pytest
 
 from pass_ref.course.theory import pass_speedup
 from pass_ref.experiments.latency import (
     LatencyCurve,
     accepted_count_law,
+    best_groups,
     break_even,
     measure_forward_latency,
     predicted_fused_speedup,
@@ -74,17 +77,45 @@ def test_fused_prediction_matches_a_simulation():
     acc = [0.4, 0.15, 0.05, 0.01]
     law = accepted_count_law(acc)
     assert sum(law) == pytest.approx(1.0) and law[0] == pytest.approx(0.6)
-    for groups in (None, (0, 1), (0,), (1, 2)):
+    for groups in (None, (0, 1), (0,), (1, 2), ()):
         A = list(range(5)) if groups is None else list(groups)
         rng = random.Random(0)
-        tokens, seconds, drafts = 0, 0.0, 0 in A
+        tokens, seconds, drafts = 0, 0.0, False
         for _ in range(200_000):
             if drafts:
                 n = rng.choices(range(5), law)[0]
                 tokens, seconds, drafts = tokens + 1 + n, seconds + c.at(1 + 4 + len(A) * 4), n in A
-            else:
-                tokens, seconds, drafts = tokens + 1, seconds + c.at(1 + (4 if 0 in A else 0)), 0 in A
+            else:  # the drafting call [z] + G_0
+                tokens, seconds, drafts = tokens + 1, seconds + c.at(1 + 4), True
         assert predicted_fused_speedup(c, acc, groups) == pytest.approx(tokens * c.t(1) / seconds, rel=0.01), groups
+    assert predicted_fused_speedup(c, acc, ()) == pytest.approx(predicted_pass_speedup(c, acc))  # no group: two calls
+
+
+def test_best_groups():
+    """Flat t(n): more groups are free, so the chosen set keeps drafting after likely counts; steep t(n): the two
+    calls win and the choice is the empty set; never predicted below the two calls; bad input refused."""
+    acc = [0.5, 0.2, 0.05, 0.0]
+    flat = best_groups(curve([1.0] * 40), acc)
+    assert flat.groups == (0, 1, 2, 3) and flat.predicted > flat.two_call  # P(n = 4) = 0: a tie, fewer groups win
+    assert flat.every == pytest.approx(flat.predicted)
+    steep = best_groups(curve([float(n) for n in range(1, 40)]), acc)
+    assert steep.groups == () and steep.predicted == pytest.approx(steep.two_call)
+    capped = best_groups(curve([1.0] * 13), acc)  # a call of 1 + 4 + 3 * 4 = 17 inputs was not measured
+    assert len(capped.groups) <= 2 and capped.every is None
+    subsets = [A for k in range(6) for A in itertools.combinations(range(5), k)]
+    for slope in (0.0, 0.01, 0.03, 0.1, 0.3):
+        c = curve([1.0 + slope * (n - 1) for n in range(1, 40)])
+        choice = best_groups(c, acc)
+        assert choice.predicted >= choice.two_call
+        brute = max(predicted_fused_speedup(c, acc, A) for A in subsets if 1 + 4 + len(A) * 4 <= 39)
+        assert choice.predicted == pytest.approx(brute)
+        assert predicted_fused_speedup(c, acc, choice.groups) == choice.predicted
+    with pytest.raises(ValueError, match="probabilities"):
+        best_groups(flat_curve := curve([1.0] * 40), [1.5, 0.2])
+    with pytest.raises(ValueError, match=r"L \+ 1"):
+        best_groups(curve([1.0] * 3), acc)
+    with pytest.raises(ValueError, match="at least one"):
+        best_groups(flat_curve, [])
 
 
 def test_break_even():

@@ -58,6 +58,19 @@ def test_calls_are_padded_to_the_compiled_sizes(tiny_model, static_tiny):
     assert s.owner.length == len(out.sequences) - 1  # all but the last token cached, no pad or look-ahead KV
 
 
+def test_forward_time_is_measured_on_the_static_path(tiny_model, static_tiny):
+    """``timed`` counts each call of the static path once (the prompt's eager decoder, the padded calls) and puts it back."""
+    from pass_ref.experiments.timing import timed
+
+    s = static_tiny.pass_ref_static
+    original = s._run
+    out, t = timed(lambda: pass_ref.pass_generate(static_tiny, lookahead(tiny_model, 4), PROMPTS[1], max_new_tokens=16), static_tiny)
+    assert t.forward_calls == out.stats.model_calls and 0 < t.forward_s < t.wall_s
+    assert s._run is original
+    out, t = timed(lambda: autoregressive_generate(tiny_model, PROMPTS[1], max_new_tokens=6), tiny_model)  # eager: module hooks
+    assert t.forward_calls == out.stats.model_calls == 6
+
+
 def test_static_path_keeps_the_exact_law(small):
     """Two-call and one-call PaSS on the static path sample the target's exact law (T = 1); accept-all is caught."""
     model, la = small

@@ -375,7 +375,8 @@ def grade_fused_prediction(predict: Callable, *, verbose: bool = True) -> Grade:
             base, slope = 0.02, 0.1 * float(torch.rand(1, generator=g))
             latency = {n: base * (1 + slope * (n - 1)) for n in range(1, 64)}
             a = torch.rand(L, generator=g).sort(descending=True).values.cumprod(0).tolist()
-            groups = sorted({0, *torch.randint(0, L + 1, (2,), generator=g).tolist()}) if case % 2 else list(range(L + 1))
+            drawn = torch.randint(0, L + 1, (int(torch.randint(0, 3, (1,), generator=g)),), generator=g).tolist()
+            groups = [list(range(L + 1)), sorted({0, *drawn}), sorted({a for a in drawn if a > 0})][case % 3]  # [] = two calls
             curve = LatencyCurve(list(latency), list(latency.values()), 0, 1, "cpu", "float32", "x")
             want = predicted_fused_speedup(curve, a, groups)
             got = float(predict(dict(latency), list(a), list(groups)))

@@ -14,7 +14,11 @@ drafting call made on the sequence that ends at d_a (tested to float32 round-off
 After verification keeps n drafts and samples z, the sequence ends at ``d_n, z``. If n is
 in A, the rows of G_n are that drafting call's look-ahead rows: drafts for the tokens after
 z. The next call is again ``[z, e_1..e_L] + groups``: 1 + n tokens per call, against
-(2 + n) / 2 for the two-call loop. If n is not in A the next call has no drafts.
+(2 + n) / 2 for the two-call loop. If n is not in A the next call has no drafts and is
+``[z] + G_0``: the paper's drafting call, which yields one token and the next drafts.
+So A = {} (no group) is the paper's two calls exactly, and every other A trades larger
+calls for fewer drafting calls (``pass_ref.experiments.latency.best_groups`` picks A from
+a set's acceptance and the machine's t(n)).
 
 Exactness: the drafts e_i are sampled from p_LA,i, which depends only on the sequence up
 to d_n, not on z nor on the uniforms that chose z, and verification compares q with
@@ -66,16 +70,19 @@ def group_attention_mask(past: int, num_pending: int, num_drafts: int, parents: 
 
 
 def check_groups(groups, L: int) -> tuple[int, ...] | None:
-    """Validate a group set: None (every a) or distinct ints in 0..L, returned sorted."""
+    """Validate a group set: None (every a) or distinct ints in 0..L (empty: the paper's two calls), returned sorted."""
     if groups is None:
         return None
+    if isinstance(groups, str):
+        raise TypeError(f"groups must be an iterable of ints or None, got {groups!r} (the benchmark's 'auto' is resolved "
+                        "by pass_ref.experiments.latency.best_groups before a drafter is built)")
     try:
         values = sorted(set(groups))
     except TypeError:
         raise TypeError(f"groups must be an iterable of ints or None, got {groups!r}") from None
-    if not values or not all(isinstance(a, int) and not isinstance(a, bool) for a in values):
-        raise TypeError(f"groups must hold at least one int, got {groups!r}")
-    if values[0] < 0 or values[-1] > L:
+    if not all(isinstance(a, int) and not isinstance(a, bool) for a in values):
+        raise TypeError(f"groups must hold ints, got {groups!r}")
+    if values and (values[0] < 0 or values[-1] > L):
         raise ValueError(f"group parents must be in 0..L = 0..{L}, got {values}")
     return tuple(values)
 
@@ -84,7 +91,8 @@ class FusedLookaheadDrafter(Drafter):
     """PaSS in one call per iteration: drafts come from the previous call's group G_n.
 
     ``groups``: the candidate numbers of accepted drafts that get a group (None: every
-    a = 0..min(K, L)). Fewer groups make each call cheaper; a missing a only costs drafts.
+    a = 0..min(K, L), right where t(n) is flat; ``()``: none, the paper's two calls). Fewer
+    groups make each call cheaper; a missing a costs one drafting call.
     """
 
     def __init__(self, model, lookahead, L: int | None = None, groups=None) -> None:
@@ -98,7 +106,9 @@ class FusedLookaheadDrafter(Drafter):
         self._next: tuple[int, torch.Tensor] | None = None  # (sequence length, (L, V) logits of G_n)
 
     def parents(self, K: int) -> list[int]:
-        """Which a in 0..K get a group in a call with K drafts."""
+        """Which a in 0..K get a group in a call with K drafts (none: G_0, the drafting call)."""
+        if K == 0:
+            return [0]
         if self.groups is None:
             return list(range(min(K, self.L) + 1))
         return [a for a in self.groups if a <= K]

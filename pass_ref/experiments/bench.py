@@ -122,7 +122,7 @@ def plan_runs(
     return specs
 
 
-def bench_options(*, num_draft_tokens: int = 4, prompt_lookup_tokens: int = 10, groups=(0, 1), hybrid_groups=(0,),
+def bench_options(*, num_draft_tokens: int = 4, prompt_lookup_tokens: int = 10, groups="auto", hybrid_groups=(0,),
                   draft_model=None, extra: dict[str, dict] | None = None) -> dict[str, dict]:
     """The benchmark's flags as keyword options of the table's methods (``extra`` adds or overrides)."""
     options = {
@@ -187,6 +187,8 @@ class BenchRunner:
     ``trained``: look-ahead sets by L for the methods that need one. ``options``: keyword
     options per method name (e.g. ``{"pass-fused": {"groups": (0, 1)}}``); a method gets
     only the options its table entry takes, plus ``num_lookahead`` from the spec.
+    ``groups="auto"`` is resolved per set with ``latency.best_groups`` from the set's
+    measured acceptance and ``latency`` (this machine's t(n)); each record keeps the groups used.
     """
 
     def __init__(
@@ -199,8 +201,11 @@ class BenchRunner:
         options: dict[str, dict] | None = None,
         seed: int = 0,
         static_cache_len: int = 1024,
+        latency=None,
     ) -> None:
         self.model = model
+        self.latency = latency  # LatencyCurve for groups="auto"
+        self.resolved: dict = {}
         self.static_cache_len = static_cache_len  # one length for every prompt: hf-static compiles once
         self.max_new_tokens = max_new_tokens
         self.top_k = top_k
@@ -249,13 +254,31 @@ class BenchRunner:
             if spec.L not in self.trained:
                 raise ValueError(f"no look-ahead embeddings for {spec.method} with L = {spec.L}")
             lookahead = self.trained[spec.L]
+        if isinstance(options.get("groups"), str):
+            options["groups"] = self.auto_groups(options["groups"], lookahead, spec.L)
+        self.resolved = options  # what the last drafter was built with (records keep its groups)
         return make_drafter(spec.method, self.model, lookahead, **options)
+
+    def auto_groups(self, value: str, lookahead, L: int) -> tuple[int, ...]:
+        """``groups="auto"``: the set's best group set on this runner's latency curve."""
+        from .latency import best_groups
+
+        if value != "auto":
+            raise ValueError(f"groups must be a list of ints, None or 'auto', got {value!r}")
+        if self.latency is None:
+            raise ValueError("groups='auto' needs the machine's t(n): give BenchRunner a latency curve")
+        acceptance = lookahead.measured_acceptance(L)
+        if acceptance is None:
+            raise ValueError("groups='auto' needs the set's measured acceptance (metadata 'heldout_greedy'); "
+                             "pass explicit groups for a set that was never evaluated")
+        return best_groups(self.latency, acceptance).groups
 
     def run(self, spec: RunSpec, prompt: Sequence[int], prompt_index: int) -> dict:
         device = self.model.get_input_embeddings().weight.device
         ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)  # (1, T)
         accepted: list[int] = []
         drafted: list[int] = []
+        groups, forward_seconds = "unset", None
         if spec.method in REFERENCE:
             tokens, sizes, seconds = self._hf(ids, spec)
             calls, draft_calls = len(sizes), 0
@@ -265,8 +288,9 @@ class BenchRunner:
                 top_k=self.top_k if spec.temperature > 0 else None, seed=self.seed + prompt_index,
             )
             drafter = self.drafter(spec)
-            out, timing = timed(lambda: decode(self.model, drafter, ids, config))
-            tokens, calls, seconds = out.new_tokens.tolist(), out.stats.model_calls, timing.wall_s
+            groups = self.resolved.get("groups", "unset")
+            out, timing = timed(lambda: decode(self.model, drafter, ids, config), self.model)
+            tokens, calls, seconds, forward_seconds = out.new_tokens.tolist(), out.stats.model_calls, timing.wall_s, timing.forward_s
             sizes = out.stats.call_sizes
             draft_calls = out.stats.draft_model_calls
             accepted, drafted = out.stats.accepted, out.stats.drafted
@@ -277,6 +301,7 @@ class BenchRunner:
             "top_k": self.top_k if spec.temperature > 0 else None,
             "prompt_index": prompt_index,
             "seconds": seconds,
+            "forward_seconds": forward_seconds,  # inside the model's forward passes (our loop only)
             "new_tokens": len(tokens),
             "seconds_per_100": 100.0 * seconds / max(len(tokens), 1),
             "model_calls": calls,
@@ -285,6 +310,7 @@ class BenchRunner:
             "accepted": accepted,
             "drafted": drafted,
             "tokens": tokens,
+            **({"groups": None if groups is None else list(groups)} if groups != "unset" else {}),
         }
 
 

@@ -76,7 +76,7 @@ def benchmark(
     num_draft_tokens: int = 4,
     draft_layers: int = 8,
     prompt_lookup_tokens: int = 10,
-    groups: Sequence[int] | None = (0, 1),
+    groups: Sequence[int] | str | None = "auto",
     hybrid_groups: Sequence[int] | None = (0,),
     trained: dict[int, LookaheadEmbeddings] | None = None,
     recipe: str = "extended",
@@ -91,12 +91,16 @@ def benchmark(
 
     ``methods``: names from the method table and the reference runs (None: all of them).
     ``options``: keyword options per method, on top of those the flags above give.
+    ``groups="auto"``: one-call PaSS's groups chosen per set from its measured acceptance
+    and the t(n) measured here (``latency.best_groups``; needs ``latency=True``).
     """
     from ..models import truncated_draft_model
     from .doctor import machine_features
     from .latency import measure_forward_latency
 
     start = time.perf_counter()
+    if groups == "auto" and not latency:
+        raise ValueError("groups='auto' chooses from the machine's t(n): keep latency=True or pass explicit groups")
     methods = list(all_methods()) if methods is None else list(methods)
     ours = [TABLE[m] for m in methods if m in TABLE]
     draft = truncated_draft_model(model, draft_layers) if any("draft_model" in m.options for m in ours) else None
@@ -119,10 +123,11 @@ def benchmark(
         context = sorted(len(p) for p in prompt_ids)[len(prompt_ids) // 2] + max_new_tokens // 2
         # Up to the largest call any method makes: a hybrid call has lookup drafts and groups.
         L_max = max(list(lookaheads) + list(unk_lookaheads or []))
-        G = max(L_max + 1 if g is None else len(g) for g in (groups, hybrid_groups))
+        G = max(L_max + 1 if g is None or isinstance(g, str) else len(g) for g in (groups, hybrid_groups))
         largest = 1 + max(L_max, num_draft_tokens, prompt_lookup_tokens) + G * L_max
         points = sorted({n for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 17, 21, 25, 29, 33, 41, 49) if n < largest} | {largest})
         curve = measure_forward_latency(model, points, context=context, repeats=5, progress=progress)
+        runner.latency = curve
         if draft is not None:
             draft_call_s = measure_forward_latency(draft, [1], context=context, repeats=5).t(1)
     records, completed = run_benchmark(runner, prompt_ids, specs, records_path=records_path, progress=progress)
@@ -143,7 +148,7 @@ def benchmark(
             "draft_layers": draft_layers,
             "prompt_lookup_tokens": prompt_lookup_tokens,
             "recipe": recipe,
-            "groups": None if groups is None else list(groups),
+            "groups": groups if groups is None or isinstance(groups, str) else list(groups),
             "hybrid_groups": None if hybrid_groups is None else list(hybrid_groups),
             "dtype": str(model.get_input_embeddings().weight.dtype).replace("torch.", ""),
             "device": str(model.get_input_embeddings().weight.device),

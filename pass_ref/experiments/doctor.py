@@ -41,7 +41,7 @@ from ..methods import METHODS as TABLE
 from ..methods import make_drafter
 from .bandwidth import memory_bandwidth, streaming_bound, weight_bytes
 from .bench import bench_options
-from .latency import LatencyCurve, break_even, measure_forward_latency, predicted_seconds
+from .latency import LatencyCurve, best_groups, break_even, measure_forward_latency, predicted_seconds
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # oneDNN's and ATen's instruction-set caps
@@ -141,6 +141,18 @@ class DoctorReport:
     seconds: float
     bandwidth: float | None = None  # bytes per second of a large copy (``bandwidth.memory_bandwidth``)
     weights: dict[str, int] = field(default_factory=dict)  # dtype -> weight bytes
+    acceptance: list[float] | None = None  # the set's measured per-position acceptance (for one-call groups)
+
+    def groups(self) -> dict[str, dict]:
+        """Per setup: one-call PaSS's group set chosen from the set's acceptance and that setup's t(n) (``best_groups``)."""
+        if not self.acceptance:
+            return {}
+        out = {}
+        for setup, curve in self.curves.items():
+            if curve.new_tokens[-1] >= self.L + 1:
+                choice = best_groups(curve, self.acceptance)
+                out[setup] = {"groups": list(choice.groups), "predicted": choice.predicted, "two_call": choice.two_call}
+        return out
 
     def streaming(self) -> list[dict]:
         """Per dtype: weight bytes, the weight-streaming bound on t(1), measured t(1) and their ratio."""
@@ -194,7 +206,8 @@ class DoctorReport:
     def to_dict(self) -> dict:
         return {"machine": self.machine, "L": self.L, "seconds": self.seconds, "rows": self.rows(),
                 "recommendation": self.recommendation(), "fastest_plain": self.fastest_plain(), "verdict": self.verdict(),
-                "bandwidth": self.bandwidth, "streaming": self.streaming(),
+                "bandwidth": self.bandwidth, "streaming": self.streaming(), "acceptance": self.acceptance,
+                "groups": self.groups(),
                 "curves": {d: c.to_dict() for d, c in self.curves.items()},
                 "runs": [asdict(r) for r in self.runs]}
 
@@ -233,6 +246,13 @@ class DoctorReport:
         for dtype, c in self.curves.items():
             b = break_even(c, self.L, groups=2, candidates=8)
             lines.append(f"| {dtype} | {b['two_call']:.2f} | {b['fused']:.2f} | {b['prompt_lookup']:.2f} |")
+        if self.groups():
+            lines += ["", "## One-call PaSS: the groups to use here", "",
+                      f"Chosen from the set's measured acceptance ({', '.join(f'{a:.2f}' for a in self.acceptance)}) and each t(n); "
+                      "A = {} is the paper's two calls.", "",
+                      "| setup | groups A | predicted × AR | two calls, predicted × AR |", "|---|---|---|---|"]
+            for setup, g in self.groups().items():
+                lines.append(f"| {setup} | {{{', '.join(map(str, g['groups']))}}} | {g['predicted']:.2f} | {g['two_call']:.2f} |")
         plain_setup, plain_ms = self.fastest_plain()
         lines += ["", f"## Predicted ms per token and × the fastest plain decoding ({plain_setup}, {plain_ms:.1f} ms per token)", "",
                   "Greedy, HumanEval prompts; in brackets: × plain decoding in the same setup.", "",
@@ -302,7 +322,8 @@ def run_doctor(
             fast = static_model(model, sizes=(1, L + 1, 9, 1 + 3 * L), max_cache_len=256, progress=progress)
             curves[f"{str(dtype).replace('torch.', '')} compiled"] = measure_static_latency(fast, context=128, repeats=repeats)
         del model
-    return DoctorReport(machine_features(device), curves, runs, L, time.perf_counter() - start, bandwidth, weights)
+    return DoctorReport(machine_features(device), curves, runs, L, time.perf_counter() - start, bandwidth, weights,
+                        lookahead.measured_acceptance(L))
 
 
 def save_report(report: DoctorReport, path: str | Path) -> None:

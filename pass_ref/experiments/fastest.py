@@ -74,16 +74,21 @@ def results_dir(model_name, machine: dict) -> Path:
     return Path("results") / "fastest" / f"{model}-{machine_slug(machine)}"
 
 
-def static_sizes(methods: Sequence[str], L: int, groups: Sequence[int], lookup_tokens: int = 8,
+AUTO_GROUPS = 2  # groups="auto" chooses among sets of at most this many groups (each call size is compiled)
+
+
+def static_sizes(methods: Sequence[str], L: int, groups, lookup_tokens: int = 8,
                  hybrid_groups: Sequence[int] = (0,)) -> tuple[int, ...]:
-    """The call sizes the compiled path needs: a token, PaSS's L + 1, one-call PaSS's 1 + L + G L, prompt lookup's
-    1 + k, the one-call hybrid's 1 + max(k, L) + G' L (k lookup drafts, G' its groups)."""
+    """The call sizes the compiled path needs: a token, PaSS's L + 1, one-call PaSS's 1 + L + G L (every
+    G up to ``AUTO_GROUPS`` for ``groups="auto"``), prompt lookup's 1 + k, the one-call hybrid's
+    1 + max(k, L) + G' L (k lookup drafts, G' its groups)."""
     sizes = {1}
     for method in methods:
         if method in ("pass", "pass-unk"):
             sizes.add(L + 1)
         elif method == "pass-fused":
-            sizes.add(1 + L + len(groups) * L)
+            counts = range(AUTO_GROUPS + 1) if groups == "auto" else [L + 1 if groups is None else len(groups)]
+            sizes.update(1 + L + G * L for G in counts)
         elif method == "lookup":
             sizes.add(1 + lookup_tokens)
         elif method == "hybrid":
@@ -143,6 +148,7 @@ def summarize(records: Sequence[dict]) -> list[dict]:
         same = [r["tokens"] == ar_tokens[r["prompt_index"]] for r in rs if r["prompt_index"] in ar_tokens]
         drafted = sum(sum(r["drafted"]) for r in rs)
         ratios = [r["ms_per_token"] / r["predicted_ms_per_token"] for r in rs if r.get("predicted_ms_per_token")]
+        outside = [(r["seconds"] - r["forward_seconds"]) / r["forward_seconds"] for r in rs if r.get("forward_seconds")]
         summary.append({
             "row": key, "setup": first["setup"], "method": first["method"], "label": label(first["method"]),
             "recipe": first["recipe"], "L": first["L"], "prompts": len(rs), "ms_per_token": ms[key],
@@ -151,6 +157,8 @@ def summarize(records: Sequence[dict]) -> list[dict]:
             "speedup_vs_fastest": paired(fastest, rs), "speedup_vs_setup_ar": paired(setup_ar, rs),
             "same_as_setup_ar": sum(same) / len(same) if same else None, "fastest_plain": key == fastest,
             "measured_over_predicted": statistics.median(ratios) if ratios else None,
+            "outside_forward": statistics.median(outside) if outside else None,  # the loop's time outside the forward / forward
+            **({"groups": first["groups"]} if "groups" in first else {}),  # one-call methods: the groups used
         })
     return sorted(summary, key=lambda s: s["ms_per_token"])
 
@@ -159,18 +167,33 @@ def _fmt(x, spec: str) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
+def groups_note(row: dict) -> str:
+    """How a row's one-call groups read in a table: ", A = {0, 1}", ", A = {} (two calls)", ", every A"."""
+    if "groups" not in row:
+        return ""
+    groups = row["groups"]
+    if groups is None:
+        return ", every A"
+    return ", A = {" + ", ".join(map(str, groups)) + "}" + (" (two calls)" if not groups else "")
+
+
+def outside(fraction) -> str:
+    return "–" if fraction is None else f"{100 * fraction:.1f} %"
+
+
 def format_markdown(rows: Sequence[dict]) -> str:
     """The summary, fastest row first; the fastest plain decoding in bold."""
     lines = ["| setup | method | look-ahead set | ms / token | × vs fastest plain decoding | × vs our AR, same setup | "
-             "tokens / call | share of drafts accepted | greedy tokens = AR of its setup | measured / predicted |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "tokens / call | share of drafts accepted | greedy tokens = AR of its setup | measured / predicted | "
+             "loop outside the forward |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        name = f"**{r['label']}**" if r["fastest_plain"] else r["label"]
+        name = f"**{r['label']}**" if r["fastest_plain"] else r["label"] + groups_note(r)
         same = "–" if r["same_as_setup_ar"] is None else f"{100 * r['same_as_setup_ar']:.0f} %"
         lines.append(f"| {r['setup']} | {name} | {r['recipe'] or '–'} | {_fmt(r['ms_per_token'], '.1f')} | "
                      f"{_fmt(r['speedup_vs_fastest'], '.2f')} | {_fmt(r['speedup_vs_setup_ar'], '.2f')} | "
                      f"{_fmt(r['tokens_per_call'], '.2f')} | {_fmt(r['accepted_per_draft'], '.2f')} | {same} | "
-                     f"{_fmt(r.get('measured_over_predicted'), '.2f')} |")
+                     f"{_fmt(r.get('measured_over_predicted'), '.2f')} | {outside(r.get('outside_forward'))} |")
     return "\n".join(lines)
 
 
@@ -185,8 +208,8 @@ def verdict(rows: Sequence[dict]) -> str:
         return "nothing to compare: run plain decoding and at least one drafting method"
 
     def said(r: dict) -> str:
-        return (f"{r['label']}" + (f" ({r['recipe']} set)" if r["recipe"] else "") + f", {r['setup']}: {r['ms_per_token']:.1f} "
-                f"ms/token, {r['speedup_vs_fastest']:.2f}x the fastest")
+        return (f"{r['label']}{groups_note(r)}" + (f" ({r['recipe']} set)" if r["recipe"] else "")
+                + f", {r['setup']}: {r['ms_per_token']:.1f} ms/token, {r['speedup_vs_fastest']:.2f}x the fastest")
 
     parts = [f"fastest plain decoding: {fastest['label']} ({fastest['setup']}), {fastest['ms_per_token']:.1f} ms/token"]
     paper = [r for r in drafting if r["method"] in LOOKAHEAD_ONLY]
@@ -254,7 +277,7 @@ def fastest_decoding(
     compiled: bool = True,
     recipes: Sequence[str] = ("paper", "extended"),
     L: int = 4,
-    groups: Sequence[int] = (0, 1),
+    groups: Sequence[int] | str | None = "auto",
     lookup_tokens: int = 8,
     hybrid_groups: Sequence[int] = (0,),
     domain: str = "code",
@@ -270,6 +293,9 @@ def fastest_decoding(
     Every run also gets the latency model's prediction (its prompt's prefill plus t(n) of
     each later call, t(n) measured in the same setup: through the static path when compiled),
     so the loop's cost beyond its forward passes shows as measured / predicted.
+    ``groups="auto"``: one-call PaSS's groups chosen per setup and set from the set's
+    measured acceptance and a t(n) probe of the setup taken before the runs
+    (``latency.best_groups``, at most ``AUTO_GROUPS`` groups); the summary names them.
     With ``out``: ``results.json`` (config, summary, compile times, machine), ``summary.md``
     and ``records.jsonl`` (one run per line, written as they come).
     """
@@ -296,9 +322,12 @@ def fastest_decoding(
             fast = static_model(model, sizes=sizes, max_cache_len=max_cache_len, progress=progress)
             compile_seconds[f"{dtype} compiled"] = time.perf_counter() - began
             setups[f"{dtype} compiled"] = _Setup(f"{dtype} compiled", fast)
+        context = sorted(map(len, prompt_ids))[len(prompt_ids) // 2] + max_new_tokens // 2  # a typical cache mid-run
+        for setup in [setups[f"{dtype} eager"]] + ([setups[f"{dtype} compiled"]] if compiled else []):
+            setup.probe(prompt_ids[0], 0, sorted({1, *sizes}), context)  # the curve groups="auto" chooses from
         for row in [r for r in plan if r.dtype == dtype]:
             runner = BenchRunner(setups[row.setup].model, max_new_tokens=max_new_tokens, top_k=None, trained=sets.get(row.recipe),
-                                 options=options, static_cache_len=max_cache_len)
+                                 options=options, static_cache_len=max_cache_len, latency=setups[row.setup].curve)
             spec = RunSpec(row.method, L if (row.method in TABLE and TABLE[row.method].size == "num_lookahead") else None, 0.0)
             jobs.append((row, runner, spec))
     # Warm-up: every job once on a short run, so that no compilation is timed (hf-static compiles here).
@@ -308,7 +337,6 @@ def fastest_decoding(
         record = warm.run(spec, prompt_ids[0], 0)
         if row.method == "hf-static":
             compile_seconds[f"{row.setup} hf-static"] = record["seconds"]
-    context = sorted(map(len, prompt_ids))[len(prompt_ids) // 2] + max_new_tokens // 2  # a typical cache mid-run
     records = _run_jobs(jobs, setups, prompt_ids, out, progress, probe=lambda setup, i: setup.probe(
         prompt_ids[i], i, sorted({1, *sizes}), context))
     for setup in setups.values():
@@ -318,7 +346,8 @@ def fastest_decoding(
     rows = summarize(records)
     config = {
         "command": command, "model": str(name_or_path or "default (SmolLM2-135M-Instruct)"), "methods": list(methods),
-        "dtypes": list(dtypes), "compiled": compiled, "recipes": list(recipes), "L": L, "groups": list(groups),
+        "dtypes": list(dtypes), "compiled": compiled, "recipes": list(recipes), "L": L,
+        "groups": groups if groups is None or isinstance(groups, str) else list(groups),
         "lookup_tokens": lookup_tokens, "hybrid_groups": list(hybrid_groups),
         "domain": domain, "prompts": len(prompt_ids), "max_new_tokens": max_new_tokens, "max_cache_len": max_cache_len,
         "static_sizes": list(sizes), "compile_seconds": {k: round(v, 1) for k, v in compile_seconds.items()},

@@ -228,19 +228,61 @@ def predicted_fused_speedup(curve: LatencyCurve, acceptance: Sequence[float], gr
     """One-call PaSS with L = len(acceptance) over autoregressive decoding.
 
     A call with drafts has 1 + L + |A| L inputs and yields 1 + n tokens; the next call has
-    drafts iff n is in the group set A. A call without drafts has 1 (+ L if 0 is in A)
-    inputs and yields 1 token. The two-state chain's stationary law gives the mean.
+    drafts iff n is in the group set A. A call without drafts is the drafting call
+    [z] + G_0: 1 + L inputs, one token, and the next call has drafts. The two-state chain's
+    stationary law gives the mean. A = {} is the paper's two calls
+    (``predicted_pass_speedup``).
     """
     L = len(acceptance)
     A = list(range(L + 1)) if groups is None else sorted(set(groups))
     law = accepted_count_law(acceptance)
     stay = sum(law[a] for a in A if a <= L)  # P(next call has drafts | this one had)
-    start = 1.0 if 0 in A else 0.0  # P(next call has drafts | this one had none)
-    # Stationary probability of a call with drafts: p = p * stay + (1 - p) * start.
-    p = start / (1.0 - stay + start) if (1.0 - stay + start) > 0 else 1.0
+    # Stationary probability p of a call with drafts: p = p stay + (1 - p), as a call without drafts always drafts.
+    p = 1.0 / (2.0 - stay)
     tokens = p * (1.0 + sum(a * law[a] for a in range(L + 1))) + (1.0 - p) * 1.0
-    seconds = p * curve.at(1 + L + len(A) * L) + (1.0 - p) * curve.at(1 + (L if 0 in A else 0))
+    seconds = p * curve.at(1 + L + len(A) * L) + (1.0 - p) * curve.at(1 + L)
     return tokens * curve.t(1) / seconds
+
+
+@dataclass(frozen=True)
+class GroupChoice:
+    """The one-call group set ``best_groups`` chose, with what the latency model predicts."""
+
+    groups: tuple[int, ...]  # () is the paper's two calls
+    predicted: float  # its predicted speed-up over autoregressive decoding
+    two_call: float  # the paper's two calls, predicted on the same curve
+    every: float | None  # every group (a = 0..L), None where that call was not measured
+
+
+def best_groups(curve: LatencyCurve, acceptance: Sequence[float], *, max_size: int | None = None) -> GroupChoice:
+    """The group set A of one-call PaSS with the highest predicted speed-up on ``curve``.
+
+    Searches every subset of 0..L (L = len(acceptance), the per-position acceptance
+    P(n >= i) a set was measured with) whose call, 1 + L + |A| L inputs, is at most
+    ``max_size`` (default: the largest n the curve measured, so nothing is extrapolated).
+    The empty set is the paper's two calls, so the choice is never predicted slower than
+    them. Ties go to fewer groups.
+    """
+    from itertools import combinations
+
+    L = len(acceptance)
+    if L < 1:
+        raise ValueError("need the acceptance of at least one look-ahead position")
+    if any(not 0.0 <= float(a) <= 1.0 for a in acceptance):
+        raise ValueError(f"acceptance values are probabilities, got {list(acceptance)}")
+    largest = curve.new_tokens[-1] if max_size is None else max_size
+    if L + 1 > largest:
+        raise ValueError(f"the curve must reach n = L + 1 = {L + 1} (it reaches {largest})")
+    best = ((), predicted_fused_speedup(curve, acceptance, ()))
+    for size in range(1, L + 2):
+        if 1 + L + size * L > largest:
+            break
+        for A in combinations(range(L + 1), size):
+            value = predicted_fused_speedup(curve, acceptance, A)
+            if value > best[1] * (1 + 1e-9):
+                best = (A, value)
+    every = predicted_fused_speedup(curve, acceptance) if 1 + L + (L + 1) * L <= largest else None
+    return GroupChoice(best[0], best[1], predicted_pass_speedup(curve, acceptance), every)
 
 
 def predicted_speedup_from_calls(curve: LatencyCurve, call_sizes: Sequence[int], new_tokens: int) -> float:
