@@ -410,10 +410,15 @@ def cmd_doctor(args) -> int:
 
 def cmd_grade(args) -> int:
     """Run submitted assignment notebooks headless and print a score table."""
-    from .course.grading import format_scores, grade_path
+    from .course.grading import format_failures, format_scores, grade_path
 
-    submissions = grade_path(args.path, timeout=args.timeout)
+    print("Submissions run as code with your rights: grade untrusted ones in a container or as a throwaway user.",
+          file=sys.stderr)
+    submissions = grade_path(args.path, timeout=args.timeout, jobs=args.jobs)
     print(format_scores(submissions))
+    failures = format_failures(submissions)
+    if failures:
+        print("\nWhat failed:\n" + failures)
     return 0
 
 
@@ -609,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     gr = sub.add_parser("grade", help="run submitted 06_assignments notebooks headless and print a score table")
     gr.add_argument("path", help="a notebook or a folder of notebooks")
     gr.add_argument("--timeout", type=positive_int, default=600, help="seconds one cell may run")
+    gr.add_argument("--jobs", type=positive_int, default=1, help="notebooks graded at once (one kernel each)")
     gr.set_defaults(func=cmd_grade)
     return parser
 

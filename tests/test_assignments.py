@@ -67,9 +67,18 @@ def test_grader_survives_a_crash():
     assert grade.status == A.FAIL and "ZeroDivisionError" in grade.message
 
 
+def no_residual_verify(q, p, drafts, generator):  # a plausible bug: a rejected draft is replaced by a sample of q
+    from pass_ref.sampling import sample
+
+    n = int((torch.rand(drafts.shape[0], generator=generator, dtype=q.dtype) < acceptance_probs(q, p, drafts)).long().cumprod(0).sum())
+    return n, sample(q[n], generator)
+
+
 def test_broken_verifier_grader():
-    """A verifier that accepts every draft is caught; the real, exact verifier is not a 'broken' one."""
-    assert A.grade_broken_verifier(accept_every_draft, verbose=False).status == A.PASS
+    """A plausible bug is caught; accepting every draft (the negative control) is not a plausible bug; the real,
+    exact verifier is not a 'broken' one."""
+    assert A.grade_broken_verifier(no_residual_verify, verbose=False).status == A.PASS
+    assert A.grade_broken_verifier(accept_every_draft, verbose=False).status == A.FAIL
     assert A.grade_broken_verifier(verify_drafts, verbose=False).status == A.FAIL
     assert A.grade_broken_verifier(stub, verbose=False).status == A.NOT_IMPLEMENTED
 
@@ -142,7 +151,9 @@ def test_there_are_enough_assignments_on_pass():
 
 @pytest.mark.slow
 def test_grade_cli_scores_a_right_and_a_wrong_submission(tmp_path, capsys):
-    """`python -m pass_ref grade` runs notebooks headless: the solutions score 11/11, the stubs 0."""
+    """`python -m pass_ref grade` runs notebooks headless: the solutions score 11/11; the stubs, the stubs with a cell
+    that prints every PASS line, and the stubs with a delegated answer score 0."""
+    import json
     import shutil
 
     from pass_ref.cli import main
@@ -151,8 +162,17 @@ def test_grade_cli_scores_a_right_and_a_wrong_submission(tmp_path, capsys):
     notebooks = (("right.ipynb", "notebooks/solutions/06_assignments_solutions.ipynb"), ("stubs.ipynb", "notebooks/06_assignments.ipynb"))
     for name, source in notebooks:
         shutil.copy(ROOT / source, tmp_path / name)
-    assert main(["grade", str(tmp_path), "--timeout", "300"]) == 0
+    handout = json.loads((ROOT / "notebooks/06_assignments.ipynb").read_text())
+    titles = [grader(stub, verbose=False).assignment for grader, _, _ in A.ASSIGNMENTS.values()]
+    extra = {"forged.ipynb": "".join(f"print('PASS            {t}: 60 random cases')\n" for t in titles),
+             "delegated.ipynb": "import pass_ref\nresidual = pass_ref.residual_distribution"}
+    for name, source in extra.items():
+        cell = {"cell_type": "code", "execution_count": None, "id": "extra", "metadata": {}, "outputs": [], "source": source}
+        (tmp_path / name).write_text(json.dumps(dict(handout, cells=handout["cells"] + [cell])))
+    assert main(["grade", str(tmp_path), "--timeout", "300", "--jobs", "2"]) == 0
     table = capsys.readouterr().out
-    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:] if line.startswith("|")}
     assert rows["right.ipynb"].rstrip(" |").endswith("11 / 11") and "FAIL" not in rows["right.ipynb"]
-    assert rows["stubs.ipynb"].rstrip(" |").endswith("0 / 11")
+    for name in ("stubs.ipynb", "forged.ipynb", "delegated.ipynb"):
+        assert rows[name].rstrip(" |").endswith("0 / 11"), rows[name]
+    assert "FAIL" in rows["delegated.ipynb"] and "residual is (or carries) the package's pass_ref.verify.residual_distribution" in table

@@ -1,11 +1,13 @@
 """Autograders for the classroom assignments (notebook ``06_assignments``).
 
-Ten assignments, six of them on PaSS itself (``ASSIGNMENTS`` lists them with a difficulty).
+Eleven assignments, eight of them on PaSS itself (``ASSIGNMENTS`` lists them with a difficulty).
 
 Each ``grade_*`` function takes the student's function, checks it against ``pass_ref``
 on seeded random cases, prints one clear line (PASS / FAIL / NOT IMPLEMENTED) and
-returns a ``Grade``. It never raises: a crashing or unfinished answer is reported, the
-kernel keeps running.
+returns a ``Grade``. It never raises: a crashing or unfinished answer is reported (a crash
+names the case), the kernel keeps running. Answers may be tensors, lists or NumPy arrays,
+in float32 or float64. In a notebook the lines are feedback; the grading CLI does not read
+them: it calls the graders itself on hidden cases (``pass_ref.course.referee``).
 
     from pass_ref.course.assignments import grade_residual
     grade_residual(my_residual)      # prints e.g. "PASS  residual distribution: 60 random cases"
@@ -13,6 +15,7 @@ kernel keeps running.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import traceback
 from dataclasses import dataclass
@@ -42,7 +45,31 @@ class Grade:
         return f"{self.status:<16}{self.assignment}: {self.message}"
 
 
+_CASE: list[str] = [""]  # the case the grader is checking now (crash messages name it)
+_HIDDEN: list[int] = [0]  # added to every grader's seed: 0 in the notebook, another value when ``grade`` runs
+
+
+def _case(text: str) -> None:
+    _CASE[0] = text
+
+
+def _seed(base: int) -> torch.Generator:
+    """The generator of a grader's cases: the notebook shows seed ``base``; the grading CLI draws hidden ones."""
+    return torch.Generator().manual_seed(base + _HIDDEN[0])
+
+
+@contextlib.contextmanager
+def hidden_cases(offset: int):
+    """Every grader inside draws its random cases from other seeds (``offset`` != 0): cases no notebook shows."""
+    before, _HIDDEN[0] = _HIDDEN[0], int(offset)
+    try:
+        yield
+    finally:
+        _HIDDEN[0] = before
+
+
 def _run(assignment: str, check: Callable[[], str], verbose: bool) -> Grade:
+    _case("")
     try:
         grade = Grade(assignment, PASS, check())
     except NotImplementedError:
@@ -51,7 +78,8 @@ def _run(assignment: str, check: Callable[[], str], verbose: bool) -> Grade:
         grade = Grade(assignment, FAIL, str(error) or "a check failed")
     except Exception as error:  # a student's crash is a result, not a kernel failure
         where = traceback.extract_tb(error.__traceback__)[-1]
-        grade = Grade(assignment, FAIL, f"your function raised {type(error).__name__}: {error} (line {where.lineno})")
+        case = f" in case {_CASE[0]}" if _CASE[0] else ""
+        grade = Grade(assignment, FAIL, f"your function raised {type(error).__name__}{case}: {error} (line {where.lineno})")
     if verbose:
         print(grade)
     return grade
@@ -64,8 +92,27 @@ def _random_pair(V: int, generator: torch.Generator, sharpness: float = 3.0) -> 
 
 
 def _as_tensor(value, what: str) -> torch.Tensor:
-    assert isinstance(value, torch.Tensor), f"{what} must be a torch.Tensor, got {type(value).__name__}"
-    return value
+    """A tensor, list, tuple or NumPy array answer as a tensor (the meaning is the same)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        import numpy as np
+
+        return torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError):
+        raise AssertionError(f"{what} must be a tensor, a list or an array of numbers, got {type(value).__name__}") from None
+
+
+def _random_grid(generator: torch.Generator, n: int = 6) -> list[tuple[float, int]]:
+    """``n`` random (alpha, L) pairs: alpha in (0, 1) rounded to 3 places, L in 1..8."""
+    return [(round(float(torch.rand(1, generator=generator)), 3), int(torch.randint(1, 9, (1,), generator=generator))) for _ in range(n)]
+
+
+def _max_error(got: torch.Tensor, want: torch.Tensor, what: str) -> tuple[float, float]:
+    """(max |got - want|, the tolerance for got's precision): 1e-9 in float64, 1e-5 in float32."""
+    if got.dtype not in (torch.float64, torch.float32):
+        raise AssertionError(f"{what}: compute in float32 or float64, got {got.dtype}")
+    return (got.double() - want.double()).abs().max().item(), 1e-9 if got.dtype == torch.float64 else 1e-5
 
 
 # ----------------------------------------------------------------------------------------
@@ -76,17 +123,18 @@ def grade_residual(residual: Callable, *, verbose: bool = True) -> Grade:
     """``residual(q, p) -> (V,)`` must equal norm(max(0, q - p)) (q itself when q == p)."""
 
     def check() -> str:
-        g = torch.Generator().manual_seed(1)
+        g = _seed(1)
         cases = [_random_pair(V, g) for V in (2, 5, 50) for _ in range(20)]
         q, _ = _random_pair(7, g)
         cases.append((q, q.clone()))  # nothing to refill: the rule says return q
         for k, (q, p) in enumerate(cases):
+            _case(f"{k} (V={q.numel()}, q == p: {torch.equal(q, p)})")
             got = _as_tensor(residual(q.clone(), p.clone()), "residual(q, p)")
             want = residual_distribution(q, p)
             assert got.shape == want.shape, f"case {k}: shape {tuple(got.shape)}, expected {tuple(want.shape)}"
             assert torch.isfinite(got).all(), f"case {k}: the result has NaN or inf (q == p: {torch.equal(q, p)})"
-            err = (got.double() - want).abs().max().item()
-            assert err < 1e-9, f"case {k} (V={q.numel()}): max |yours - expected| = {err:.2e}"
+            err, tol = _max_error(got, want, f"case {k}")
+            assert err < tol, f"case {k} (V={q.numel()}): max |yours - expected| = {err:.2e} (tolerance {tol:.0e} in {got.dtype})"
         return f"{len(cases)} random cases, including q == p"
 
     return _run("residual distribution", check, verbose)
@@ -106,7 +154,7 @@ def grade_accept_block(accept_block: Callable, *, verbose: bool = True) -> Grade
     """``accept_block(q (K+1, V), p (K, V), drafts (K,), r (K,)) -> (n, next_probs (V,))``."""
 
     def check() -> str:
-        g = torch.Generator().manual_seed(2)
+        g = _seed(2)
         outcomes = set()
         cases = 0
         for K in (1, 3, 6):
@@ -116,13 +164,15 @@ def grade_accept_block(accept_block: Callable, *, verbose: bool = True) -> Grade
                 p = torch.stack([_random_pair(V, g, 2.0)[1] for _ in range(K)])  # (K, V)
                 drafts = torch.multinomial(p, 1, generator=g)[:, 0]  # (K,)
                 r = torch.rand(K, generator=g, dtype=torch.float64)
+                _case(f"{cases} (K={K}, r={r.numpy().round(3).tolist()})")
                 n, next_probs = accept_block(q.clone(), p.clone(), drafts.clone(), r.clone())
                 want_n, want_next = _reference_block(q, p, drafts, r)
                 assert int(n) == want_n, f"K={K}: you accepted {int(n)} drafts, the rule accepts {want_n} (r={r.numpy().round(3)})"
                 next_probs = _as_tensor(next_probs, "next_probs")
-                err = (next_probs.double() - want_next).abs().max().item()
+                assert next_probs.shape == want_next.shape, f"K={K}: next_probs has shape {tuple(next_probs.shape)}, expected ({V},)"
+                err, tol = _max_error(next_probs, want_next, f"K={K}")
                 what = "the bonus distribution q_{K+1}" if want_n == K else f"the residual at position {want_n + 1}"
-                assert err < 1e-9, f"K={K}, n={want_n}: next_probs should be {what} (max error {err:.2e})"
+                assert err < tol, f"K={K}, n={want_n}: next_probs should be {what} (max error {err:.2e})"
                 outcomes.add(want_n == K)
                 cases += 1
         assert outcomes == {True, False}, "internal: the cases should cover full and partial acceptance"
@@ -139,31 +189,50 @@ def grade_tokens_per_call(tokens_per_call: Callable, *, verbose: bool = True) ->
     """``tokens_per_call(alpha, L) -> float``: PaSS's expected tokens per model call."""
 
     def check() -> str:
-        grid = [(a, L) for a in (0.0, 0.1, 0.35, 0.5, 0.8, 0.99, 1.0) for L in (1, 2, 4, 8)]
+        grid = [(a, L) for a in (0.0, 0.1, 0.35, 0.5, 0.8, 0.99, 1.0) for L in (1, 2, 4, 8)] + _random_grid(_seed(30))
         for a, L in grid:
+            _case(f"alpha={a}, L={L}")
             got = float(tokens_per_call(a, L))
             want = theory.pass_tokens_per_call(a, L)
             assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (
                 f"alpha={a}, L={L}: you give {got:.6f}, expected {want:.6f}"
             )
-        return f"{len(grid)} (alpha, L) pairs, including alpha = 0 and 1"
+        return f"{len(grid)} (alpha, L) pairs, including alpha = 0 and 1 and random ones"
 
     return _run("expected tokens per call", check, verbose)
 
 
 def grade_simulation(simulate: Callable, *, verbose: bool = True) -> Grade:
-    """``simulate(alpha, L, iterations, generator) -> float``: Monte-Carlo tokens per call."""
+    """``simulate(alpha, L, iterations, generator) -> float``: Monte-Carlo tokens per call.
+
+    Besides the mean, the estimates must scatter over seeds as a simulation does: the
+    closed form (no scatter) or a simulation that ignores the generator is not one.
+    """
 
     def check() -> str:
         for a, L in ((0.0, 4), (0.5, 2), (0.8, 4), (1.0, 3)):
-            g = torch.Generator().manual_seed(3)
-            got = float(simulate(a, L, 50_000, g))
+            _case(f"alpha={a}, L={L}, 50000 iterations")
+            got = float(simulate(a, L, 50_000, _seed(3)))
             want = theory.pass_tokens_per_call(a, L)
             assert abs(got - want) < 0.02, f"alpha={a}, L={L}: simulated {got:.3f}, the expectation is {want:.3f}"
-        g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
-        same = float(simulate(0.6, 4, 1000, g1)) == float(simulate(0.6, 4, 1000, g2))
+        _case("alpha=0.6, L=4, 1000 iterations, the same seed twice")
+        same = float(simulate(0.6, 4, 1000, _seed(4))) == float(simulate(0.6, 4, 1000, _seed(4)))
         assert same, "use the generator you are given: same seed, same estimate"
-        return "within 0.02 of the expectation at 4 settings, reproducible with a seed"
+        # Scatter: tokens per call = (2 + n) / 2 per iteration, n the accepted drafts; its standard error over
+        # I iterations is sd(n) / (2 sqrt(I)). 40 seeds estimate it within about +-25 %.
+        alpha, L, iterations = 0.6, 4, 400
+        law = [alpha**k * (1 - alpha) for k in range(L)] + [alpha**L]  # P(n = k)
+        mean = sum(k * w for k, w in enumerate(law))
+        sd_n = math.sqrt(sum((k - mean) ** 2 * w for k, w in enumerate(law)))
+        _case(f"alpha={alpha}, L={L}, {iterations} iterations, 40 seeds")
+        estimates = torch.tensor([float(simulate(alpha, L, iterations, _seed(100 + k))) for k in range(40)], dtype=torch.float64)
+        expected_sd = sd_n / (2 * math.sqrt(iterations))
+        ratio = estimates.std().item() / expected_sd
+        assert 0.5 < ratio < 1.6, (
+            f"over 40 seeds your estimates (alpha={alpha}, L={L}, {iterations} iterations) scatter with sd "
+            f"{estimates.std().item():.4f}; a simulation scatters with about {expected_sd:.4f}: simulate, do not compute"
+        )
+        return "within 0.02 of the expectation at 4 settings, reproducible with a seed, scattering like a simulation"
 
     return _run("simulation of tokens per call", check, verbose)
 
@@ -177,7 +246,7 @@ def grade_speedup_prediction(predict: Callable, *, verbose: bool = True) -> Grad
     """``predict(latency: dict n -> seconds, acceptance: list of a_i) -> speed-up over autoregressive``."""
 
     def check() -> str:
-        g = torch.Generator().manual_seed(5)
+        g = _seed(5)
         for case in range(30):
             L = int(torch.randint(1, 9, (1,), generator=g))
             base = 0.01 + 0.05 * float(torch.rand(1, generator=g))
@@ -185,6 +254,7 @@ def grade_speedup_prediction(predict: Callable, *, verbose: bool = True) -> Grad
             latency = {n: base * (1 + slope * (n - 1)) for n in range(1, 33)}
             a = torch.rand(L, generator=g).sort(descending=True).values.cumprod(0).tolist()  # a_1 >= a_2 >= ...
             want = theory.tokens_per_iteration_from_acceptance(a) * latency[1] / (2 * latency[L + 1])
+            _case(f"{case} (L={L})")
             got = float(predict(dict(latency), list(a)))
             assert math.isclose(got, want, rel_tol=1e-6), f"case {case} (L={L}): you predict {got:.4f}x, expected {want:.4f}x"
         return "30 random latency curves and acceptance profiles"
@@ -213,6 +283,18 @@ def grade_broken_verifier(broken_verify: Callable, *, samples: int = 2000, verbo
     from .exactness import chi_square_test, empirical_counts, exact_sequence_law, sample_sequences
 
     def check() -> str:
+        # Plausible: a draft the target gives probability 0 is rejected, and the next token is one the target can
+        # produce (accepting every draft, notebook 03's negative control, is not a plausible bug).
+        q = torch.tensor([[0.0, 0.5, 0.3, 0.2], [0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25]], dtype=torch.float64)  # (K+1, V)
+        p = torch.tensor([[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]], dtype=torch.float64)  # (K, V)
+        drafts = torch.tensor([0, 3])  # q(draft 1) = 0
+        for k in range(20):
+            _case(f"a first draft with q = 0, seed {k}")
+            n, token = broken_verify(q.clone(), p.clone(), drafts.clone(), _seed(200 + k))
+            assert int(n) == 0, (f"your verifier accepted {int(n)} draft(s) starting with one the target gives probability 0: "
+                                 "that is not a plausible bug (no verifier would); break the rule more subtly")
+            assert q[0, int(token)] > 0, f"your verifier returned token {int(token)}, which the target never produces there"
+        _case("the chi-square test over PaSS samples")
         V, m, prompt = 4, 3, [1, 2]
         tiny = tiny_llama(vocab_size=V, hidden_size=16, seed=3, init_std=0.15)
         la = LookaheadEmbeddings.from_token(tiny, 3)
@@ -222,7 +304,7 @@ def grade_broken_verifier(broken_verify: Callable, *, samples: int = 2000, verbo
         law = exact_sequence_law(tiny, prompt, m, sampling)
 
         def one(seed: int) -> torch.Tensor:
-            config = DecodingConfig(m + 1, sampling, generator=torch.Generator().manual_seed(seed))
+            config = DecodingConfig(m + 1, sampling, generator=torch.Generator().manual_seed(seed + _HIDDEN[0]))
             out = decode(tiny, LookaheadDrafter(tiny, la), prompt, config, verify_fn=broken_verify)
             return out.new_tokens[:m]
 
@@ -261,7 +343,10 @@ def grade_drafting_call(drafting_call: Callable, *, verbose: bool = True) -> Gra
     def check() -> str:
         tiny, la = _tiny_setup()
         cases = 0
-        for prompt, cached in (([3, 1, 4, 1, 5], 3), ([9, 2, 6], 0), ([7] * 6, 5)):
+        g = _seed(7)
+        hidden = [(torch.randint(0, 32, (int(n),), generator=g).tolist(), int(c)) for n, c in ((7, 4), (4, 1))]
+        for prompt, cached in [([3, 1, 4, 1, 5], 3), ([9, 2, 6], 0), ([7] * 6, 5)] + hidden:
+            _case(f"prompt {prompt}, {cached} cached")
             cache = DynamicCache(config=tiny.config)
             with torch.inference_mode():
                 if cached:
@@ -289,13 +374,14 @@ def grade_lookahead_targets(targets: Callable, *, verbose: bool = True) -> Grade
     from ..training.train import lookahead_targets
 
     def check() -> str:
-        g = torch.Generator().manual_seed(8)
+        g = _seed(8)
         cases = 0
         for L in (1, 3, 8):
             for _ in range(10):
                 tokens = torch.randint(0, 1000, (40,), generator=g)
                 i = int(torch.randint(0, 40 - L - 1, (1,), generator=g))
                 want = lookahead_targets(tokens[None], torch.tensor([[i]]), L)[0, 0]
+                _case(f"L={L}, inserted after index {i}")
                 got = _as_tensor(targets(tokens.clone(), i, L), "the targets")
                 assert got.tolist() == want.tolist(), f"L={L}, inserted after index {i}: you give {got.tolist()}, expected {want.tolist()}"
                 cases += 1
@@ -314,12 +400,13 @@ def grade_block_mask(block_mask: Callable, *, verbose: bool = True) -> Grade:
     from ..training.train import block_attention_mask
 
     def check() -> str:
-        g = torch.Generator().manual_seed(9)
+        g = _seed(9)
         cases = 0
         for K, L, T in ((1, 2, 6), (3, 2, 10), (4, 3, 16)):
             for _ in range(5):
                 insertions = torch.randperm(T - L - 1, generator=g)[:K].sort().values
                 want = block_attention_mask(insertions[None], T, L, torch.float32)[0, 0] == 0
+                _case(f"K={K}, L={L}, T={T}, insertions {insertions.tolist()}")
                 got = _as_tensor(block_mask(insertions.clone(), T, L), "the mask")
                 assert got.dtype == torch.bool, f"return a bool tensor (True = may attend), got {got.dtype}"
                 assert got.shape == want.shape, f"K={K}, L={L}, T={T}: shape {tuple(got.shape)}, expected {tuple(want.shape)}"
@@ -345,8 +432,9 @@ def grade_pass_vs_classic(compare: Callable, *, verbose: bool = True) -> Grade:
     """``compare(alpha, L) -> (pass_tokens_per_call, classic_tokens_per_target_call)`` with independent acceptance."""
 
     def check() -> str:
-        grid = [(a, L) for a in (0.0, 0.2, 0.5, 0.9, 1.0) for L in (1, 4, 8)]
+        grid = [(a, L) for a in (0.0, 0.2, 0.5, 0.9, 1.0) for L in (1, 4, 8)] + _random_grid(_seed(31))
         for a, L in grid:
+            _case(f"alpha={a}, L={L}")
             got = compare(a, L)
             assert len(got) == 2, "return a pair (PaSS, classic)"
             want = (theory.pass_tokens_per_call(a, L), 1 + theory.expected_accepted(a, L))
@@ -369,7 +457,7 @@ def grade_fused_prediction(predict: Callable, *, verbose: bool = True) -> Grade:
     from ..experiments.latency import LatencyCurve, predicted_fused_speedup
 
     def check() -> str:
-        g = torch.Generator().manual_seed(11)
+        g = _seed(11)
         for case in range(25):
             L = int(torch.randint(1, 7, (1,), generator=g))
             base, slope = 0.02, 0.1 * float(torch.rand(1, generator=g))
@@ -379,6 +467,7 @@ def grade_fused_prediction(predict: Callable, *, verbose: bool = True) -> Grade:
             groups = [list(range(L + 1)), sorted({0, *drawn}), sorted({a for a in drawn if a > 0})][case % 3]  # [] = two calls
             curve = LatencyCurve(list(latency), list(latency.values()), 0, 1, "cpu", "float32", "x")
             want = predicted_fused_speedup(curve, a, groups)
+            _case(f"{case} (L={L}, groups {groups})")
             got = float(predict(dict(latency), list(a), list(groups)))
             assert math.isclose(got, want, rel_tol=1e-6), (
                 f"case {case} (L={L}, groups {groups}): you predict {got:.4f}x, expected {want:.4f}x"

@@ -1,26 +1,32 @@
 """Grade submitted assignment notebooks headless (``python -m pass_ref grade PATH``).
 
-Each notebook runs top to bottom in a fresh kernel with a time limit; the autograder
-lines it prints (``PASS``, ``FAIL``, ``NOT IMPLEMENTED``, one per graded call, see
-``pass_ref.course.assignments``) are collected per assignment, the last one winning.
-A notebook that times out or cannot start gets a row saying so, never a crash.
+Each notebook runs top to bottom in a fresh kernel with a time limit (its errors do not stop
+it). Then the grader runs one cell of its own in that kernel (``referee.grading_cell``): it
+calls every autograder itself, on hidden cases, with the package's answers blocked while the
+student's functions run, and writes the results with a fresh nonce to a file only the grader
+names. What the notebook printed is never read. A notebook that times out, kills its kernel
+or leaves no result file gets a row saying so, never a crash. See ``referee`` for what this
+does and does not protect against.
 """
 
 from __future__ import annotations
 
-import re
+import json
+import secrets
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .assignments import FAIL, NOT_IMPLEMENTED, PASS
-
-LINE = re.compile(rf"^({PASS}|{FAIL}|{NOT_IMPLEMENTED})\s+(.+?): ", re.M)
+from .assignments import ASSIGNMENTS, FAIL, NOT_IMPLEMENTED, PASS
+from .referee import grading_cell
 
 
 @dataclass
 class Submission:
     path: Path
-    results: dict[str, str] = field(default_factory=dict)  # assignment -> status
+    results: dict[str, str] = field(default_factory=dict)  # assignment title -> status
+    messages: dict[str, str] = field(default_factory=dict)  # assignment title -> the grader's message
     error: str | None = None
 
     @property
@@ -29,34 +35,47 @@ class Submission:
 
 
 def grade_notebook(path: str | Path, *, timeout: int = 600) -> Submission:
-    """Run one notebook (in a copy, in its folder) and collect its autograder lines."""
+    """Run one notebook (a copy, in its folder), then the grader's own cell; read its result file."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     path = Path(path)
     submission = Submission(path)
-    try:
-        nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
-    except (CellTimeoutError, TimeoutError):
-        submission.error = f"timed out after {timeout} s in one cell"
+    nonce = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="pass-ref-grade-") as folder:
+        out = Path(folder) / f"{nonce}.json"
+        try:
+            nb = nbformat.read(path, as_version=4)
+            nb.cells.append(nbformat.v4.new_code_cell(grading_cell(nonce, out)))
+            client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                    resources={"metadata": {"path": str(path.parent)}})
+            client.execute()
+        except (CellTimeoutError, TimeoutError):
+            submission.error = f"timed out after {timeout} s in one cell"
+            return submission
+        except (DeadKernelError, OSError, ValueError, RuntimeError) as error:
+            submission.error = f"could not run: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+            return submission
+        try:
+            data = json.loads(out.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            last = "".join(o.get("ename", "") + ": " + o.get("evalue", "") for o in nb.cells[-1].get("outputs", [])
+                           if o.get("output_type") == "error")
+            submission.error = "the grader's cell left no result" + (f" ({last[:120]})" if last else "")
+            return submission
+    if data.get("nonce") != nonce:
+        submission.error = "the result file does not carry this run's nonce: not graded"
         return submission
-    except (CellExecutionError, DeadKernelError, OSError, ValueError) as error:
-        submission.error = f"could not run: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
-        return submission
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            text = output.get("text", "") if output.get("output_type") == "stream" else ""
-            for status, name in LINE.findall(text):
-                submission.results[name] = status
+    for key in ASSIGNMENTS:
+        result = data["results"].get(key, {"status": NOT_IMPLEMENTED, "message": "not graded"})
+        title = result.get("title", key)
+        submission.results[title], submission.messages[title] = result["status"], result["message"]
     return submission
 
 
-def grade_path(path: str | Path, *, timeout: int = 600) -> list[Submission]:
-    """One notebook, or every ``*.ipynb`` in a folder (sorted)."""
+def grade_path(path: str | Path, *, timeout: int = 600, jobs: int = 1) -> list[Submission]:
+    """One notebook, or every ``*.ipynb`` in a folder (sorted); ``jobs`` notebooks at a time, each in its own kernel."""
     path = Path(path)
     if path.is_dir():
         notebooks = sorted(p for p in path.glob("*.ipynb") if not p.name.startswith("."))
@@ -66,7 +85,10 @@ def grade_path(path: str | Path, *, timeout: int = 600) -> list[Submission]:
         notebooks = [path]
     else:
         raise FileNotFoundError(f"{path} is neither a notebook nor a folder of notebooks")
-    return [grade_notebook(p, timeout=timeout) for p in notebooks]
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(lambda p: grade_notebook(p, timeout=timeout), notebooks))
 
 
 def format_scores(submissions: list[Submission]) -> str:
@@ -82,4 +104,11 @@ def format_scores(submissions: list[Submission]) -> str:
         else:
             lines.append(f"| {s.path.name} | " + " | ".join(short[s.results.get(n, NOT_IMPLEMENTED)] for n in names)
                          + f" | {s.score} / {len(names)} |")
+    return "\n".join(lines)
+
+
+def format_failures(submissions: list[Submission]) -> str:
+    """What each failed check said, per notebook (for the teacher's feedback)."""
+    lines = [f"- {s.path.name}, {title}: {s.messages[title]}" for s in submissions for title, status in s.results.items()
+             if status == FAIL]
     return "\n".join(lines)
