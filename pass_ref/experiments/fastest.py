@@ -230,21 +230,26 @@ class _Setup:
     samples: dict = field(default_factory=dict)  # n -> seconds of every probe call over n inputs
     prefill_s: dict = field(default_factory=dict)  # prompt index -> seconds of the prompt's eager forward
     curve: object = None  # LatencyCurve built from ``samples`` after the runs
+    rounds: dict = field(default_factory=dict)  # prompt index -> the LatencyCurve probed just before that prompt's round
 
-    def probe(self, prompt: list[int], prompt_index: int, ns: Sequence[int], context: int) -> None:
-        """A short t(n) probe (3 timings per n; the static path's own sizes when compiled) and this prompt's prefill.
-
-        Probes run between the prompts' runs, so the machine's drift hits predictions and runs alike."""
-        from ..cache import CachedModel
+    def quick_curve(self, ns: Sequence[int], context: int):
+        """A short t(n) probe (3 timings per n; the static path's own sizes when compiled), kept out of the latency model."""
         from .latency import measure_forward_latency, measure_static_latency
 
         if getattr(self.model, "pass_ref_static", None) is not None:
-            curve = measure_static_latency(self.model, context=context, repeats=3, warmup=1)
-        else:
-            curve = measure_forward_latency(self.model, ns, context=context, repeats=3, warmup=1)
+            return measure_static_latency(self.model, context=context, repeats=3, warmup=1)
+        return measure_forward_latency(self.model, ns, context=context, repeats=3, warmup=1)
+
+    def probe(self, prompt: list[int], prompt_index: int, ns: Sequence[int], context: int) -> None:
+        """t(n) and this prompt's prefill, just before the prompt's round: what its runs are predicted from.
+
+        Probes run between the prompts' rounds, so the machine's drift hits predictions and runs alike."""
+        from ..cache import CachedModel
+
+        curve = self.quick_curve(ns, context)
         for n, times in zip(curve.new_tokens, curve.samples):
             self.samples.setdefault(n, []).extend(times)
-        self.curve = curve
+        self.curve = self.rounds[prompt_index] = curve
         times = []
         with torch.inference_mode():
             for _ in range(3):
@@ -255,17 +260,19 @@ class _Setup:
         self.prefill_s[prompt_index] = statistics.median(times)
 
     def finish(self) -> None:
-        """The latency curve from every probe's timings (medians)."""
+        """The latency curve reported for the setup: medians of every round's timings."""
         ns = sorted(self.samples)
         self.curve = dataclasses.replace(self.curve, new_tokens=ns, seconds=[statistics.median(self.samples[n]) for n in ns],
                                          samples=[self.samples[n] for n in ns], repeats=len(self.samples[ns[0]]))
 
     def predicted_ms(self, record: dict) -> float | None:
-        """The latency model's ms per token for a run: its prompt's prefill + t(size) of every later call."""
+        """The latency model's ms per token for a run: its prompt's prefill + t(size) of every later call, t from
+        the probe taken just before that prompt's round."""
         sizes = record["call_sizes"]
         if record["method"] == "hf-static" or not sizes:
             return None  # transformers' compiled step is not what the probes time
-        seconds = self.prefill_s[record["prompt_index"]] + sum(self.curve.at(n) for n in sizes[1:])
+        curve = self.rounds.get(record["prompt_index"], self.curve)
+        seconds = self.prefill_s[record["prompt_index"]] + sum(curve.at(n) for n in sizes[1:])
         return 1000 * seconds / max(record["new_tokens"], 1)
 
 
@@ -323,11 +330,11 @@ def fastest_decoding(
             compile_seconds[f"{dtype} compiled"] = time.perf_counter() - began
             setups[f"{dtype} compiled"] = _Setup(f"{dtype} compiled", fast)
         context = sorted(map(len, prompt_ids))[len(prompt_ids) // 2] + max_new_tokens // 2  # a typical cache mid-run
-        for setup in [setups[f"{dtype} eager"]] + ([setups[f"{dtype} compiled"]] if compiled else []):
-            setup.probe(prompt_ids[0], 0, sorted({1, *sizes}), context)  # the curve groups="auto" chooses from
+        choose = {name: setups[name].quick_curve(sorted({1, *sizes}), context)  # the curves groups="auto" chooses from
+                  for name in (f"{dtype} eager", f"{dtype} compiled") if name in setups}
         for row in [r for r in plan if r.dtype == dtype]:
             runner = BenchRunner(setups[row.setup].model, max_new_tokens=max_new_tokens, top_k=None, trained=sets.get(row.recipe),
-                                 options=options, static_cache_len=max_cache_len, latency=setups[row.setup].curve)
+                                 options=options, static_cache_len=max_cache_len, latency=choose[row.setup])
             spec = RunSpec(row.method, L if (row.method in TABLE and TABLE[row.method].size == "num_lookahead") else None, 0.0)
             jobs.append((row, runner, spec))
     # Warm-up: every job once on a short run, so that no compilation is timed (hf-static compiles here).
