@@ -58,6 +58,16 @@ def test_calls_are_padded_to_the_compiled_sizes(tiny_model, static_tiny):
     assert s.owner.length == len(out.sequences) - 1  # all but the last token cached, no pad or look-ahead KV
 
 
+def test_the_copy_still_runs_on_a_dynamic_cache(tiny_model, static_tiny):
+    """Outside the static path the copy is the same model (its attention setting only changes the kernel)."""
+    from pass_ref.cache import CachedModel
+
+    with torch.inference_mode():
+        want = CachedModel(tiny_model).forward(PROMPTS[2])
+        got = CachedModel(static_tiny).forward(PROMPTS[2])
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+
+
 def test_forward_time_is_measured_on_the_static_path(tiny_model, static_tiny):
     """``timed`` counts each call of the static path once (the prompt's eager decoder, the padded calls) and puts it back."""
     from pass_ref.experiments.timing import timed

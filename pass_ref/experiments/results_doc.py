@@ -350,6 +350,8 @@ README_START, README_END = "<!-- headline:start -->", "<!-- headline:end -->"
 def fastest_headline(paths: list[Path]) -> str:
     """The README's table from ``results/fastest``: per model and machine, the fastest plain decoding and each
     look-ahead method's best configuration against it."""
+    from .fastest import groups_note
+
     methods = {"pass": "PaSS (two calls)", "pass-fused": "PaSS (one call)", "hybrid": "hybrid (PaSS + prompt lookup)"}
     lines = ["| model · machine | fastest plain decoding | " + " | ".join(f"best {m}: × the fastest" for m in methods.values()) + " |",
              "|---|---|" + "---|" * len(methods)]
@@ -361,8 +363,9 @@ def fastest_headline(paths: list[Path]) -> str:
         for method in methods:
             best = max((r for r in rows if r["method"] == method), key=lambda r: r["speedup_vs_fastest"], default=None)
             x = None if best is None else f"{best['speedup_vs_fastest']:.2f}×"
+            groups = "" if best is None else groups_note(best)
             cells.append("–" if best is None else (f"**{x}**" if best["speedup_vs_fastest"] > 1 else x)
-                         + f" ({best['setup']}, {best['recipe']} set, {best['tokens_per_call']:.2f} tokens/call)")
+                         + f" ({best['setup']}, {best['recipe']} set{groups}, {best['tokens_per_call']:.2f} tokens/call)")
         fastest = f"{plain['label']}, {plain['setup']}: {plain['ms_per_token']:.1f} ms/token"
         lines.append(f"| {c['model']} · {_machine(c)} | {fastest} | " + " | ".join(cells) + " |")
     c = _load(paths[0])["config"]
