@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -73,6 +74,10 @@ out = model.generate(ids, custom_generate=pass_ref.hf.pass_decoding, lookahead=l
 Loading onto a model whose embeddings differ raises an error instead of drafting badly.
 """
 _PROBE_TOLERANCE = 0.02  # relative L2 distance: tolerates a bfloat16 copy of the weights, not other weights
+
+
+class NoUnkTokenWarning(UserWarning):
+    """The model has no UNK token, so the paper's [UNK] start became the mean embedding."""
 
 
 class LookaheadEmbeddings(torch.nn.Module):
@@ -162,16 +167,21 @@ class LookaheadEmbeddings(torch.nn.Module):
         """The paper's initialisation: every ``[LA]_i`` is one token's input embedding.
 
         ``token_id=None`` takes the model's UNK token (``config.unk_token_id``; for
-        SmolLM2 that is id 0, ``<|endoftext|>``). A model with no UNK token falls back
-        to the mean of all token embeddings (``from_mean_embedding``).
-        Untrained, this is the paper's "[UNK] look-ahead" baseline.
+        SmolLM2 that is id 0, ``<|endoftext|>``, its document separator: a frequent token,
+        not an unused one). A model with no UNK token falls back to the mean of all token
+        embeddings (``from_mean_embedding``), with a ``NoUnkTokenWarning`` and
+        ``metadata["fallback"]`` saying so. Untrained, this is the paper's "[UNK] look-ahead" baseline.
         """
         check_L(num_lookahead)
         table = model.get_input_embeddings().weight.detach()  # (V, D)
         if token_id is None:
             token_id = getattr(model.config, "unk_token_id", None)
         if token_id is None:
-            return cls.from_mean_embedding(model, num_lookahead)
+            warnings.warn(f"{type(model).__name__} has no UNK token (config.unk_token_id is None): the [UNK] start "
+                          "falls back to the mean token embedding", NoUnkTokenWarning, stacklevel=2)
+            lookahead = cls.from_mean_embedding(model, num_lookahead)
+            lookahead.metadata["fallback"] = "no UNK token: the mean token embedding"
+            return lookahead
         if not 0 <= int(token_id) < table.shape[0]:
             raise ValueError(f"token_id {token_id} is outside the vocabulary of {table.shape[0]}")
         weight = table[int(token_id)].float().cpu().expand(num_lookahead, -1)  # (L, D)

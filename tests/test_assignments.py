@@ -5,6 +5,7 @@ import torch
 
 from pass_ref.course import assignments as A
 from pass_ref.course import theory
+from pass_ref.course.exactness import samples_needed
 from pass_ref.verify import acceptance_probs, residual_distribution, verify_drafts
 
 
@@ -130,6 +131,58 @@ PASS_CASES = [
 ]
 
 
+def right_verify(q, p, drafts, generator):
+    from pass_ref.sampling import sample
+
+    K = drafts.shape[0]
+    r = torch.rand(K, generator=generator, dtype=q.dtype)
+    n = int((r < acceptance_probs(q, p, drafts)).long().cumprod(0).sum())
+    return n, sample(residual_distribution(q[n], p[n]) if n < K else q[K], generator)
+
+
+def train_loop(model, start, sequences, steps, generator, frozen=True):
+    model.requires_grad_(not frozen)  # wrong when False: the model's weights train too
+    L, (N, T) = start.shape[0], sequences.shape
+    vectors = torch.nn.Parameter(start.clone())
+    params = [vectors] + ([] if frozen else [p for p in model.parameters()])
+    optimizer = torch.optim.AdamW(params, lr=0.01)
+    for _ in range(steps):
+        rows = torch.randint(0, N, (8,), generator=generator)
+        i = int(torch.randint(0, T - L - 1, (1,), generator=generator))
+        batch = sequences[rows]
+        embeds = torch.cat([model.get_input_embeddings()(batch[:, : i + 1]), vectors.expand(len(rows), L, -1)], dim=1)
+        logits = model(inputs_embeds=embeds).logits[:, -L:]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, i + 2 : i + 2 + L].reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return vectors.detach()
+
+
+def wrong_samples_needed(e, w, significance, power):  # wrong: M degrees of freedom instead of M - 1
+    from scipy.stats import chi2, ncx2
+
+    distance, dof, n = ((w - e) ** 2 / e).sum(), len(e), 1
+    while ncx2.sf(chi2.isf(significance, dof), dof, n * distance) < power:
+        n += max(1, n // 50)
+    return n
+
+
+NEW_CASES = [
+    (A.grade_verify, right_verify, no_residual_verify),
+    (A.grade_implied_acceptance, lambda ar, ps, L, cost: theory.implied_acceptance(ar / ps, L, cost),
+     lambda ar, ps, L, cost: theory.implied_acceptance(ar / ps, L, 1.0)),  # wrong: ignores the cost of the larger call
+    (A.grade_chi_square_power, samples_needed, wrong_samples_needed),
+    (A.grade_training_loop, train_loop, lambda *args: train_loop(*args, frozen=False)),  # wrong: the model trains too
+]
+
+
+@pytest.mark.parametrize("grader, right, wrong", NEW_CASES)
+def test_new_graders_separate_right_from_wrong(grader, right, wrong, capsys):
+    """The four deeper assignments: a right answer passes, a plausible wrong one fails, a stub is reported."""
+    test_grader_separates_right_from_wrong(grader, right, wrong, capsys)
+
+
 @pytest.mark.parametrize("grader, right, wrong", PASS_CASES)
 def test_pass_graders_separate_right_from_wrong(grader, right, wrong, capsys):
     """The PaSS assignments: a right answer passes, a plausible wrong one fails, a stub is reported."""
@@ -145,14 +198,14 @@ def test_fail_messages_name_the_case_not_the_formula():
 
 
 def test_there_are_enough_assignments_on_pass():
-    assert len(A.ASSIGNMENTS) >= 8 and sum(on_pass for _, _, on_pass in A.ASSIGNMENTS.values()) >= 4
+    assert len(A.ASSIGNMENTS) >= 15 and sum(on_pass for _, _, on_pass in A.ASSIGNMENTS.values()) >= 10
     assert {level for _, level, _ in A.ASSIGNMENTS.values()} == {"easy", "medium", "hard"}
 
 
 @pytest.mark.slow
 def test_grade_cli_scores_a_right_and_a_wrong_submission(tmp_path, capsys):
-    """`python -m pass_ref grade` runs notebooks headless: the solutions score 11/11; the stubs, the stubs with a cell
-    that prints every PASS line, and the stubs with a delegated answer score 0."""
+    """`python -m pass_ref grade` runs notebooks headless: the solutions score full marks; the stubs, the stubs with a
+    cell that prints every PASS line, and the stubs with a delegated answer score 0."""
     import json
     import shutil
 
@@ -172,7 +225,8 @@ def test_grade_cli_scores_a_right_and_a_wrong_submission(tmp_path, capsys):
     assert main(["grade", str(tmp_path), "--timeout", "300", "--jobs", "2"]) == 0
     table = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:] if line.startswith("|")}
-    assert rows["right.ipynb"].rstrip(" |").endswith("11 / 11") and "FAIL" not in rows["right.ipynb"]
+    total = len(A.ASSIGNMENTS)
+    assert rows["right.ipynb"].rstrip(" |").endswith(f"{total} / {total}") and "FAIL" not in rows["right.ipynb"]
     for name in ("stubs.ipynb", "forged.ipynb", "delegated.ipynb"):
-        assert rows[name].rstrip(" |").endswith("0 / 11"), rows[name]
+        assert rows[name].rstrip(" |").endswith(f"0 / {total}"), rows[name]
     assert "FAIL" in rows["delegated.ipynb"] and "residual is (or carries) the package's pass_ref.verify.residual_distribution" in table

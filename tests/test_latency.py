@@ -105,11 +105,16 @@ def test_best_groups():
     subsets = [A for k in range(6) for A in itertools.combinations(range(5), k)]
     for slope in (0.0, 0.01, 0.03, 0.1, 0.3):
         c = curve([1.0 + slope * (n - 1) for n in range(1, 40)])
-        choice = best_groups(c, acc)
+        choice = best_groups(c, acc, margin=0.0)
         assert choice.predicted >= choice.two_call
         brute = max(predicted_fused_speedup(c, acc, A) for A in subsets if 1 + 4 + len(A) * 4 <= 39)
         assert choice.predicted == pytest.approx(brute)
         assert predicted_fused_speedup(c, acc, choice.groups) == choice.predicted
+    # The default margin: a predicted gain under 5 % over the two calls keeps the two calls.
+    c = curve([1.0 + 0.03 * (n - 1) for n in range(1, 40)])
+    gain = best_groups(c, acc, margin=0.0)
+    assert gain.groups and 1.0 < gain.predicted / gain.two_call < 1.05
+    assert best_groups(c, acc).groups == () and best_groups(c, acc).predicted == gain.two_call
     with pytest.raises(ValueError, match="probabilities"):
         best_groups(flat_curve := curve([1.0] * 40), [1.5, 0.2])
     with pytest.raises(ValueError, match=r"L \+ 1"):

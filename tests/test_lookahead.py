@@ -21,12 +21,15 @@ def test_from_token_uses_unk_embedding():
 
 
 def test_from_token_falls_back_to_mean_embedding():
-    """With no UNK token, every [LA]_i starts at the mean token embedding."""
+    """With no UNK token, every [LA]_i starts at the mean token embedding, and the fallback is said, not silent."""
+    from pass_ref.lookahead import NoUnkTokenWarning
+
     model = pass_ref.tiny_llama()
     model.config.unk_token_id = None
-    la = LookaheadEmbeddings.from_token(model, 2)
+    with pytest.warns(NoUnkTokenWarning, match="no UNK token"):
+        la = LookaheadEmbeddings.from_token(model, 2)
     assert torch.allclose(la.weight[0], model.get_input_embeddings().weight.float().mean(0))
-    assert la.metadata["init"] == "mean_embedding"
+    assert la.metadata["init"] == "mean_embedding" and "no UNK token" in la.metadata["fallback"]
 
 
 def test_save_and_load_round_trip(tmp_path, tiny_model):

@@ -1,6 +1,6 @@
 """Autograders for the classroom assignments (notebook ``06_assignments``).
 
-Eleven assignments, eight of them on PaSS itself (``ASSIGNMENTS`` lists them with a difficulty).
+Fifteen assignments, ten of them on PaSS itself (``ASSIGNMENTS`` lists them with a difficulty).
 
 Each ``grade_*`` function takes the student's function, checks it against ``pass_ref``
 on seeded random cases, prints one clear line (PASS / FAIL / NOT IMPLEMENTED) and
@@ -477,6 +477,186 @@ def grade_fused_prediction(predict: Callable, *, verbose: bool = True) -> Grade:
     return _run("one-call PaSS on your machine", check, verbose)
 
 
+# ----------------------------------------------------------------------------------------
+# 12. Verification under sampling, end to end
+# ----------------------------------------------------------------------------------------
+
+
+def grade_verify(verify: Callable, *, verbose: bool = True) -> Grade:
+    """``verify(q (K+1, V), p (K, V), drafts (K,), generator) -> (n, next_token)``: the whole rule under sampling.
+
+    Token for token with ``pass_ref.verify_drafts`` given the same generator (K uniforms
+    first, ``torch.rand(K, generator=generator, dtype=q.dtype)``, then one
+    ``pass_ref.sampling.sample``), then PaSS with it on a tiny model: the same tokens as
+    with the package's rule, sampling at T = 1.
+    """
+    from ..config import DecodingConfig
+    from ..drafters.lookahead import LookaheadDrafter
+    from ..loop import decode
+    from ..sampling import SamplingConfig
+    from ..verify import verify_drafts
+
+    def check() -> str:
+        g, cases, outcomes = _seed(12), 0, set()
+        for K in (1, 2, 4, 7):
+            for k in range(30):
+                V = 6
+                q = torch.stack([_random_pair(V, g, 2.0)[0] for _ in range(K + 1)])  # (K+1, V)
+                p = torch.stack([_random_pair(V, g, 2.0)[1] for _ in range(K)])  # (K, V)
+                if k % 5 == 0:
+                    p = q[:K].clone()  # p == q: every draft is accepted
+                drafts = torch.multinomial(p, 1, generator=g)[:, 0]  # (K,)
+                seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+                want_n, want_token = verify_drafts(q, p, drafts, torch.Generator().manual_seed(seed))
+                _case(f"{cases} (K={K}, generator seed {seed})")
+                n, token = verify(q.clone(), p.clone(), drafts.clone(), torch.Generator().manual_seed(seed))
+                assert (int(n), int(token)) == (want_n, int(want_token)), (
+                    f"K={K}, generator seed {seed}: you return n={int(n)}, token {int(token)}; the rule gives n={want_n}, "
+                    f"token {int(want_token)} (same generator: K uniforms first, then one sample)")
+                outcomes.add(want_n == K)
+                cases += 1
+        assert outcomes == {True, False}, "internal: the cases should cover full and partial acceptance"
+        tiny, la = _tiny_setup(1)
+        for seed in range(6):
+            _case(f"PaSS on a tiny model, T = 1, seed {seed}")
+            runs = [decode(tiny, LookaheadDrafter(tiny, la), [3, 1, 4], DecodingConfig(
+                24, SamplingConfig(temperature=1.0), generator=torch.Generator().manual_seed(seed + _HIDDEN[0])), verify_fn=rule)
+                for rule in (verify_drafts, verify)]
+            want, got = (out.new_tokens.tolist() for out in runs)
+            assert got == want, f"PaSS with your verifier, seed {seed}: {got[:12]}... differs from the package's {want[:12]}..."
+        return f"{cases} random blocks token for token, and PaSS on a tiny model sampling at T = 1"
+
+    return _run("verification under sampling", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 13. What the paper's speed-ups imply (PaSS theory)
+# ----------------------------------------------------------------------------------------
+
+
+def grade_implied_acceptance(implied: Callable, *, verbose: bool = True) -> Grade:
+    """``implied(ar_seconds, pass_seconds, L, cost_ratio) -> (E[n], alpha or None)``: the accepted drafts per
+    iteration a two-call PaSS timing implies, and the constant per-position acceptance that gives them."""
+
+    def check() -> str:
+        g = _seed(13)
+        paper = [(12.52, 9.79, 4), (12.69, 9.46, 4), (12.72, 8.96, 4), (12.45, 10.23, 4), (10.52, 7.17, 4), (12.52, 10.03, 2),
+                 (12.52, 9.66, 6), (12.52, 9.94, 8)]
+        drawn = [(10.0, 10.0 / (0.6 + 1.4 * float(torch.rand(1, generator=g))), int(torch.randint(1, 9, (1,), generator=g)))
+                 for _ in range(12)]
+        cases = 0
+        for ar, ps, L in paper + drawn + [(10.0, 3.0, 4), (10.0, 20.0, 4)]:  # too fast for L = 4 / slower than AR
+            for cost in (1.0, 1.1, 1.0 + 0.5 * float(torch.rand(1, generator=g))):
+                want_e, want_a = theory.implied_acceptance(ar / ps, L, cost)
+                _case(f"AR {ar} s, PaSS {ps:.3f} s, L={L}, t(L+1)/t(1)={cost:.3f}")
+                got = implied(ar, ps, L, cost)
+                assert len(got) == 2, "return a pair (E[n], alpha)"
+                e, a = got
+                assert math.isclose(float(e), want_e, rel_tol=1e-9, abs_tol=1e-12), (
+                    f"AR {ar} s, PaSS {ps:.3f} s, L={L}, t(L+1)/t(1)={cost:.3f}: E[n] = {float(e):.4f}, expected {want_e:.4f}")
+                if want_a is None:
+                    assert a is None, f"E[n] = {want_e:.3f} with L = {L}: no alpha in [0, 1] gives it; return None, not {a}"
+                else:
+                    assert a is not None and abs(float(a) - want_a) < 1e-6, (
+                        f"L={L}, E[n] = {want_e:.4f}: alpha = {a}, expected {want_a:.6f}")
+                cases += 1
+        return f"{cases} timings: the paper's rows, random ones and impossible ones"
+
+    return _run("acceptance implied by a speed-up", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 14. How many samples catch a wrong rule? (statistics of the exactness test)
+# ----------------------------------------------------------------------------------------
+
+
+def grade_chi_square_power(samples_needed: Callable, *, verbose: bool = True) -> Grade:
+    """``samples_needed(exact (M,), wrong (M,), significance, power) -> int``: the fewest samples with which the
+    chi-square test rejects ``wrong`` with probability >= ``power`` (noncentral chi-square approximation)."""
+    from .exactness import samples_needed as reference
+
+    def check() -> str:
+        g = _seed(14)
+        cases = 0
+        for M in (3, 8, 27, 64):
+            for _ in range(4):
+                e = torch.rand(M, generator=g, dtype=torch.float64) + 0.05
+                e = e / e.sum()
+                w = (e * (1 + 0.3 * (torch.rand(M, generator=g, dtype=torch.float64) - 0.5))).clamp_min(0)
+                w = w / w.sum()
+                significance = [1e-3, 1e-6][cases % 2]
+                power = [0.5, 0.9, 0.99][cases % 3]
+                want = reference(e.numpy(), w.numpy(), significance, power)
+                _case(f"M={M} cells, significance {significance}, power {power}")
+                got = int(samples_needed(e.numpy().copy(), w.numpy().copy(), significance, power))
+                assert abs(got - want) <= max(1, 0.01 * want), (
+                    f"M={M} cells, significance {significance}, power {power}: you need {got} samples, expected {want}")
+                cases += 1
+        return f"{cases} pairs of laws, 3 to 64 cells"
+
+    return _run("power of the chi-square test", check, verbose)
+
+
+# ----------------------------------------------------------------------------------------
+# 15. The paper's training loop (PaSS training)
+# ----------------------------------------------------------------------------------------
+
+
+def _training_task(seed: int):
+    """A tiny frozen model and token sequences whose tokens follow a skewed law: something look-ahead vectors can learn."""
+    from ..models import tiny_llama
+
+    tiny = tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    law = torch.rand(32, generator=g, dtype=torch.float64) ** 6  # a few frequent tokens
+    tokens = torch.multinomial(law / law.sum(), 96 * 24, replacement=True, generator=g).view(96, 24)  # (N, T)
+    return tiny, tokens[:64], tokens[64:]
+
+
+def heldout_lookahead_loss(model, vectors: torch.Tensor, sequences: torch.Tensor, L: int) -> float:
+    """Mean cross-entropy of the L look-ahead outputs against the tokens 2..L+1 places after each insertion point."""
+    losses = []
+    with torch.no_grad():
+        for row in sequences:
+            for i in range(0, row.shape[0] - L - 1, 5):
+                embeds = torch.cat([model.get_input_embeddings()(row[None, : i + 1]), vectors[None].to(model.dtype)], dim=1)
+                logits = model(inputs_embeds=embeds).logits[0, -L:]  # (L, V)
+                losses.append(torch.nn.functional.cross_entropy(logits.double(), row[i + 2 : i + 2 + L]).item())
+    return sum(losses) / len(losses)
+
+
+def grade_training_loop(train: Callable, *, verbose: bool = True) -> Grade:
+    """``train(model, start (L, D), sequences (N, T), steps, generator) -> (L, D)``: the paper's loop on a frozen model.
+
+    After 200 steps on a tiny model the held-out look-ahead loss must close at least a third
+    of the gap between the start's loss and the entropy of the token law (the best a guess
+    that ignores the context can do), with every model weight unchanged.
+    """
+
+    def check() -> str:
+        L, steps = 3, 200
+        tiny, train_set, heldout = _training_task(15 + _HIDDEN[0])
+        weights = {name: w.clone() for name, w in tiny.state_dict().items()}
+        start = tiny.get_input_embeddings().weight[0].detach().expand(L, -1).clone()  # one token's vector in every slot
+        before = heldout_lookahead_loss(tiny, start, heldout, L)
+        law = torch.bincount(train_set.flatten(), minlength=32).double() / train_set.numel()
+        entropy = float(-(law[law > 0] * law[law > 0].log()).sum())
+        _case(f"training on {train_set.shape[0]} sequences of {train_set.shape[1]} tokens, {steps} steps")
+        trained = _as_tensor(train(tiny, start.clone(), train_set.clone(), steps, _seed(150)), "the trained vectors").detach()
+        assert trained.shape == start.shape, f"return the (L, D) = {tuple(start.shape)} vectors, got {tuple(trained.shape)}"
+        changed = [name for name, w in tiny.state_dict().items() if not torch.equal(w, weights[name])]
+        assert not changed, f"the model must stay frozen: {changed[0]} changed"
+        after = heldout_lookahead_loss(tiny, trained.to(start.dtype), heldout, L)
+        closed = (before - after) / (before - entropy)
+        assert closed >= 1 / 3, (
+            f"held-out look-ahead loss {after:.3f} from {before:.3f} at the start; the token law's entropy is {entropy:.3f}: "
+            f"you closed {100 * closed:.0f} % of that gap, train until it is at least a third")
+        return (f"held-out look-ahead loss {before:.3f} at the start, {after:.3f} trained ({100 * closed:.0f} % of the way to "
+                f"the entropy {entropy:.3f}); the model unchanged")
+
+    return _run("the paper's training loop", check, verbose)
+
+
 ASSIGNMENTS = {  # name -> (grader, difficulty, on PaSS itself?)
     "residual": (grade_residual, "easy", False),
     "accept_block": (grade_accept_block, "medium", False),
@@ -489,4 +669,8 @@ ASSIGNMENTS = {  # name -> (grader, difficulty, on PaSS itself?)
     "block_mask": (grade_block_mask, "hard", True),
     "compare": (grade_pass_vs_classic, "medium", True),
     "predict_fused": (grade_fused_prediction, "hard", True),
+    "verify": (grade_verify, "hard", False),
+    "implied_acceptance": (grade_implied_acceptance, "medium", True),
+    "chi_square_power": (grade_chi_square_power, "hard", False),
+    "training_loop": (grade_training_loop, "hard", True),
 }

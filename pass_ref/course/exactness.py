@@ -75,6 +75,40 @@ def chi_square_test(counts: np.ndarray, law: np.ndarray, min_expected: float = 5
     return ChiSquareResult(stat, dof, float(chi2.sf(stat, dof)), float(0.5 * np.abs(counts / n - law).sum()))
 
 
+def chi_square_power(exact: np.ndarray, wrong: np.ndarray, samples: int, significance: float = 1e-6) -> float:
+    """Probability that a chi-square test at ``significance`` rejects ``exact`` when the samples follow ``wrong``.
+
+    Large-sample approximation: the statistic follows a noncentral chi-square with M - 1
+    degrees of freedom (M cells) and noncentrality ``samples * sum((w - e)^2 / e)``.
+    Cells where the exact law is 0 are left out (any sample there is rejected outright).
+    """
+    from scipy.stats import chi2, ncx2
+
+    e, w = np.asarray(exact, dtype=np.float64).ravel(), np.asarray(wrong, dtype=np.float64).ravel()
+    keep = e > 0
+    dof = int(keep.sum()) - 1
+    distance = float(((w[keep] - e[keep]) ** 2 / e[keep]).sum())
+    if dof < 1 or distance == 0:
+        return float(significance)
+    return float(ncx2.sf(chi2.isf(significance, dof), dof, samples * distance))
+
+
+def samples_needed(exact: np.ndarray, wrong: np.ndarray, significance: float = 1e-6, power: float = 0.9) -> int:
+    """The fewest samples for which ``chi_square_power`` reaches ``power`` (bisection; the power grows with samples)."""
+    if not 0 < significance < power < 1:
+        raise ValueError("need 0 < significance < power < 1")
+    if np.allclose(np.asarray(exact, dtype=np.float64), np.asarray(wrong, dtype=np.float64), rtol=0, atol=1e-15):
+        raise ValueError("the two laws are equal: no number of samples tells them apart")
+    high = 1
+    while chi_square_power(exact, wrong, high, significance) < power:
+        high *= 2
+    low = high // 2  # power(low) < power <= power(high), or low = 0
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if chi_square_power(exact, wrong, mid, significance) >= power else (mid, high)
+    return high
+
+
 def sample_sequences(generate: Callable[[int], torch.Tensor], num_samples: int, *, progress: bool = False) -> list[list[int]]:
     """Call ``generate(seed)`` for seeds 0..num_samples-1 and collect the new tokens."""
     seeds = range(num_samples)

@@ -33,7 +33,7 @@ from . import assignments
 HIDDEN_OFFSET = 7919  # the graders' seeds move by this much: fixed, so a grade is reproducible
 THEORY = tuple(f"pass_ref.course.theory:{name}" for name in (
     "expected_accepted", "pass_tokens_per_iteration", "pass_tokens_per_call", "tokens_per_iteration_from_acceptance",
-    "pass_speedup", "speculative_speedup", "simulate_pass_tokens_per_iteration"))
+    "pass_speedup", "speculative_speedup", "simulate_pass_tokens_per_iteration", "implied_acceptance"))
 VERIFY = ("pass_ref.verify:residual_distribution", "pass_ref.verify:acceptance_probs", "pass_ref.verify:verify_drafts")
 
 # assignment -> (the function the handout asks for, the package's answers it must not call)
@@ -51,6 +51,11 @@ ANSWERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "compare": ("compare", THEORY),
     "predict_fused": ("predict_fused", ("pass_ref.experiments.latency:predicted_fused_speedup",
                                         "pass_ref.experiments.latency:accepted_count_law", "pass_ref.experiments.latency:best_groups")),
+    "verify": ("verify", VERIFY),
+    "implied_acceptance": ("implied", THEORY),
+    "chi_square_power": ("samples_needed", ("pass_ref.course.exactness:samples_needed", "pass_ref.course.exactness:chi_square_power")),
+    "training_loop": ("train", ("pass_ref.training.train:train_lookahead", "pass_ref.training.train:lookahead_loss",
+                                "pass_ref.course.assignments:heldout_lookahead_loss")),
 }
 
 

@@ -76,6 +76,27 @@ def pass_speedup(alpha: float, num_lookahead: int, cost_ratio: float) -> float:
     return pass_tokens_per_iteration(alpha, num_lookahead) / (2.0 * cost_ratio)
 
 
+def implied_acceptance(speedup: float, num_lookahead: int, cost_ratio: float = 1.0) -> tuple[float, float | None]:
+    """What a reported two-call PaSS speed-up implies: ``(E[n], alpha)``.
+
+    Inverts ``speed-up = (2 + E[n]) / (2 cost_ratio)`` (cost_ratio = t(L + 1) / t(1)):
+    E[n] = 2 speed-up cost_ratio - 2. ``alpha`` is the constant per-position acceptance
+    (P(n >= i) = alpha^i) whose E[n] = sum_i alpha^i matches, found by bisection; None when
+    no alpha in [0, 1] does (E[n] < 0 or E[n] > L).
+    """
+    if speedup <= 0 or cost_ratio <= 0:
+        raise ValueError("speedup and cost_ratio must be positive")
+    _check_k(num_lookahead)
+    accepted = 2.0 * speedup * cost_ratio - 2.0
+    if accepted < 0 or accepted > num_lookahead:
+        return accepted, None
+    low, high = 0.0, 1.0
+    for _ in range(200):  # expected_accepted is increasing in alpha
+        mid = (low + high) / 2
+        low, high = (mid, high) if expected_accepted(mid, num_lookahead) < accepted else (low, mid)
+    return accepted, (low + high) / 2
+
+
 def speculative_speedup(alpha: float, k: int, cost_ratio: float, draft_cost: float) -> float:
     """Predicted speed-up of classic speculative sampling with a separate draft model.
 
