@@ -297,7 +297,7 @@ def grade_broken_verifier(broken_verify: Callable, *, samples: int = 2000, verbo
         _case("the chi-square test over PaSS samples")
         V, m, prompt = 4, 3, [1, 2]
         tiny = tiny_llama(vocab_size=V, hidden_size=16, seed=3, init_std=0.15)
-        la = LookaheadEmbeddings.from_token(tiny, 3)
+        la = LookaheadEmbeddings.from_mean_embedding(tiny, 3)  # overwritten below; a tiny model has no UNK
         with torch.no_grad():
             la.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(0))
         sampling = SamplingConfig(temperature=1.0)
