@@ -72,17 +72,21 @@ def references(assignment: str) -> dict[int, str]:
     return found
 
 
-def _globals_of(fn) -> list[dict]:
+def _function(fn):
+    """The plain function behind a partial or a bound method."""
     while isinstance(fn, functools.partial):
         fn = fn.func
-    fn = getattr(fn, "__func__", fn)  # a bound method
+    return getattr(fn, "__func__", fn)
+
+
+def _globals_of(fn) -> list[dict]:
+    fn = _function(fn)
     return [fn.__globals__] if hasattr(fn, "__globals__") else []
 
 
 def _captured(fn) -> list:
     """Objects a function carries with it: default arguments and closure cells."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
+    fn = _function(fn)
     values = list(getattr(fn, "__defaults__", None) or ()) + list((getattr(fn, "__kwdefaults__", None) or {}).values())
     for cell in getattr(fn, "__closure__", None) or ():
         with contextlib.suppress(ValueError):

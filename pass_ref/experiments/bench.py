@@ -205,7 +205,6 @@ class BenchRunner:
     ) -> None:
         self.model = model
         self.latency = latency  # LatencyCurve for groups="auto"
-        self.resolved: dict = {}
         self.static_cache_len = static_cache_len  # one length for every prompt: hf-static compiles once
         self.max_new_tokens = max_new_tokens
         self.top_k = top_k
@@ -245,6 +244,11 @@ class BenchRunner:
 
     def drafter(self, spec: RunSpec):
         """The drafter of ``spec`` from the method table."""
+        lookahead, options = self.drafter_options(spec)
+        return make_drafter(spec.method, self.model, lookahead, **options)
+
+    def drafter_options(self, spec: RunSpec) -> tuple:
+        """``(look-ahead set or None, keyword options)`` the drafter of ``spec`` is built with ("auto" groups resolved)."""
         entry = TABLE[spec.method]
         options = {k: v for k, v in self.options.get(spec.method, {}).items() if k in entry.options}
         if entry.size == "num_lookahead":
@@ -256,8 +260,7 @@ class BenchRunner:
             lookahead = self.trained[spec.L]
         if isinstance(options.get("groups"), str):
             options["groups"] = self.auto_groups(options["groups"], lookahead, spec.L)
-        self.resolved = options  # what the last drafter was built with (records keep its groups)
-        return make_drafter(spec.method, self.model, lookahead, **options)
+        return lookahead, options
 
     def auto_groups(self, value: str, lookahead, L: int) -> tuple[int, ...]:
         """``groups="auto"``: the set's best group set on this runner's latency curve."""
@@ -278,7 +281,7 @@ class BenchRunner:
         ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)  # (1, T)
         accepted: list[int] = []
         drafted: list[int] = []
-        groups, forward_seconds = "unset", None
+        extra, forward_seconds = {}, None
         if spec.method in REFERENCE:
             tokens, sizes, seconds = self._hf(ids, spec)
             calls, draft_calls = len(sizes), 0
@@ -287,8 +290,10 @@ class BenchRunner:
                 self.model, max_new_tokens=self.max_new_tokens, temperature=spec.temperature,
                 top_k=self.top_k if spec.temperature > 0 else None, seed=self.seed + prompt_index,
             )
-            drafter = self.drafter(spec)
-            groups = self.resolved.get("groups", "unset")
+            lookahead, options = self.drafter_options(spec)
+            drafter = make_drafter(spec.method, self.model, lookahead, **options)
+            if "groups" in options:  # one-call methods: the groups used
+                extra["groups"] = None if options["groups"] is None else list(options["groups"])
             out, timing = timed(lambda: decode(self.model, drafter, ids, config), self.model)
             tokens, calls, seconds, forward_seconds = out.new_tokens.tolist(), out.stats.model_calls, timing.wall_s, timing.forward_s
             sizes = out.stats.call_sizes
@@ -310,7 +315,7 @@ class BenchRunner:
             "accepted": accepted,
             "drafted": drafted,
             "tokens": tokens,
-            **({"groups": None if groups is None else list(groups)} if groups != "unset" else {}),
+            **extra,
         }
 
 
