@@ -611,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--out", default=None, help="write the report as JSON")
     doc.set_defaults(func=cmd_doctor)
 
-    gr = sub.add_parser("grade", help="run submitted 06_assignments notebooks headless and print a score table")
+    gr = sub.add_parser("grade", help="run submitted 07_assignments notebooks headless and print a score table")
     gr.add_argument("path", help="a notebook or a folder of notebooks")
     gr.add_argument("--timeout", type=positive_int, default=600, help="seconds one cell may run")
     gr.add_argument("--jobs", type=positive_int, default=1, help="notebooks graded at once (one kernel each)")

@@ -212,10 +212,10 @@ def test_grade_cli_scores_a_right_and_a_wrong_submission(tmp_path, capsys):
     from pass_ref.cli import main
     from pass_ref.experiments.results_doc import ROOT
 
-    notebooks = (("right.ipynb", "notebooks/solutions/06_assignments_solutions.ipynb"), ("stubs.ipynb", "notebooks/06_assignments.ipynb"))
+    notebooks = (("right.ipynb", "notebooks/solutions/07_assignments_solutions.ipynb"), ("stubs.ipynb", "notebooks/07_assignments.ipynb"))
     for name, source in notebooks:
         shutil.copy(ROOT / source, tmp_path / name)
-    handout = json.loads((ROOT / "notebooks/06_assignments.ipynb").read_text())
+    handout = json.loads((ROOT / "notebooks/07_assignments.ipynb").read_text())
     titles = [grader(stub, verbose=False).assignment for grader, _, _ in A.ASSIGNMENTS.values()]
     extra = {"forged.ipynb": "".join(f"print('PASS            {t}: 60 random cases')\n" for t in titles),
              "delegated.ipynb": "import pass_ref\nresidual = pass_ref.residual_distribution"}

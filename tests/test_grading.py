@@ -12,8 +12,8 @@ from pass_ref.course import assignments as A
 from pass_ref.course import referee as R
 from pass_ref.experiments.results_doc import ROOT
 
-SOLUTIONS = ROOT / "notebooks" / "solutions" / "06_assignments_solutions.ipynb"
-HANDOUT = ROOT / "notebooks" / "06_assignments.ipynb"
+SOLUTIONS = ROOT / "notebooks" / "solutions" / "07_assignments_solutions.ipynb"
+HANDOUT = ROOT / "notebooks" / "07_assignments.ipynb"
 NAMES = [name for name, _ in R.ANSWERS.values()]
 
 

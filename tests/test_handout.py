@@ -23,7 +23,7 @@ def unpacked(tmp_path_factory):
 
 def test_handout_has_the_course_without_solutions(unpacked):
     assert not (unpacked / "notebooks" / "solutions").exists()
-    for name in ("requirements-lab.txt", "results/gpu/gpu_check.json", "docs/paper.md", "notebooks/06_assignments.ipynb"):
+    for name in ("requirements-lab.txt", "results/gpu/gpu_check.json", "docs/paper.md", "notebooks/07_assignments.ipynb"):
         assert (unpacked / name).exists(), name
     # `make lab` resolves there (dry run: the rule and its prerequisites exist).
     dry = subprocess.run(["make", "-n", "lab"], cwd=unpacked, capture_output=True, text=True)
@@ -31,9 +31,9 @@ def test_handout_has_the_course_without_solutions(unpacked):
 
 
 def test_handout_notebooks_run_under_nbval(unpacked):
-    """Notebooks 00 and 06 pass nbval from the unpacked folder, importing the unpacked package."""
+    """Notebooks 00 and 07 pass nbval from the unpacked folder, importing the unpacked package."""
     env = dict(os.environ, CI="true", PYTHONPATH=str(unpacked))
-    notebooks = [str(unpacked / "notebooks" / n) for n in ("00_quickstart.ipynb", "06_assignments.ipynb")]
+    notebooks = [str(unpacked / "notebooks" / n) for n in ("00_quickstart.ipynb", "07_assignments.ipynb")]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
          "--nbval-sanitize-with", str(unpacked / "notebooks" / "sanitize.cfg"), "--rootdir", str(unpacked), *notebooks],

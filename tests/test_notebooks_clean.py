@@ -13,7 +13,7 @@ LOCAL_PATH = re.compile(r"(/root/|/home/|/work/|/tmp/|[A-Z]:\\\\Users)")
 def test_there_are_notebooks():
     expected = {
         "00_quickstart.ipynb", "01_speculative_sampling.ipynb", "02_lookahead_drafting.ipynb", "03_correctness.ipynb",
-        "04_training.ipynb", "05_speed.ipynb", "06_assignments.ipynb", "06_assignments_solutions.ipynb", "07_beyond_the_paper.ipynb",
+        "04_training.ipynb", "06_speed.ipynb", "07_assignments.ipynb", "07_assignments_solutions.ipynb", "05_beyond_the_paper.ipynb",
     }
     assert expected <= {p.name for p in NOTEBOOKS}
 

@@ -1,4 +1,4 @@
-"""Autograders for the classroom assignments (notebook ``06_assignments``).
+"""Autograders for the classroom assignments (notebook ``07_assignments``).
 
 Fifteen assignments, ten of them on PaSS itself (``ASSIGNMENTS`` lists them with a difficulty).
 

@@ -1,4 +1,4 @@
-"""The whole benchmark pipeline behind ``python -m pass_ref bench`` (and notebook 05).
+"""The whole benchmark pipeline behind ``python -m pass_ref bench`` (and notebook 06).
 
 ``benchmark(model, tokenizer, task=..., ...)`` picks the prompts, builds the look-ahead
 sets and the draft model, measures the latency curve t(n), runs every method
