@@ -203,6 +203,8 @@ def cmd_train(args) -> int:
         warmup=args.warmup if args.warmup is not None else args.steps // 5,
         seq_len=args.seq_len,
         blocks_per_sequence=args.blocks,
+        insertion=args.insertion,
+        shared=args.shared,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         init=args.init,
@@ -243,6 +245,7 @@ def cmd_train(args) -> int:
             "command": f"python -m pass_ref train --domain {args.domain} --lookahead {args.lookahead} --steps {args.steps} "
             f"--seed {args.seed} --init {args.init} --targets {args.targets} --data {args.data} "
             f"--distill-windows {args.distill_windows} {'--deep' if args.deep else '--no-deep'} --dtype {args.dtype}"
+            f" --blocks {args.blocks} --insertion {args.insertion}" + (" --shared" if args.shared else "")
             + (f" --eval-every {args.eval_every} --patience {args.patience}" if args.eval_every else "")
             + (f" --model {args.model}" if args.model else "") + " --out DIR",
         }
@@ -264,6 +267,9 @@ def cmd_train(args) -> int:
         f"greedy PaSS on {greedy['prompts']} held-out prompts: acceptance {greedy['acceptance']}, "
         f"{greedy['tokens_per_call']:.3f} tokens per model call"
     )
+    from .training.recipes import deviations_table
+
+    print("where this recipe departs from the paper's:\n" + deviations_table(config, corpus=args.domain))
     print(f"saved to {out}")
     return 0
 
@@ -482,6 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 20%% of --steps, as in the paper)")
     tr.add_argument("--seq-len", type=positive_int, default=128)
     tr.add_argument("--blocks", type=positive_int, default=16, help="insertion blocks per sequence sharing one masked pass")
+    tr.add_argument(
+        "--insertion", choices=["sequence", "batch"], default=TrainConfig.insertion,
+        help="insertion points drawn per sequence (ours) or one set for the whole batch (the paper's)",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument(
         "--init",
@@ -502,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--distill-windows", type=int, default=TrainConfig.distill_windows, help="windows the model continues for --data self-*"
     )
     tr.add_argument("--deep", action=argparse.BooleanOptionalAction, default=TrainConfig.deep, help="per-layer look-ahead vectors")
+    tr.add_argument("--shared", action="store_true",
+                    help="one vector for all L positions (needs --no-deep): what vLLM's parallel drafting can serve")
     tr.add_argument("--checkpoint-every", type=positive_int, default=25)
     tr.add_argument("--eval-every", type=int, default=0, help="validate every N steps; stop when the loss stops improving (0: off)")
     tr.add_argument("--patience", type=positive_int, default=3, help="validations without a new best before stopping")
@@ -616,7 +628,43 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--timeout", type=positive_int, default=600, help="seconds one cell may run")
     gr.add_argument("--jobs", type=positive_int, default=1, help="notebooks graded at once (one kernel each)")
     gr.set_defaults(func=cmd_grade)
+
+    eh = sub.add_parser("export-hf", help="write the model as a Hugging Face folder (safetensors) for an engine")
+    eh.add_argument("out", help="the folder to write")
+    eh.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    eh.set_defaults(func=cmd_export_hf)
+
+    ev = sub.add_parser("export-vllm", help="a shared-vector look-ahead set as a vLLM draft model (parallel drafting)")
+    ev.add_argument("set", help="the look-ahead set's folder (trained with --shared)")
+    ev.add_argument("out", help="the draft folder to write (must not exist or be empty)")
+    ev.add_argument("--token-id", type=int, default=None,
+                    help="the embedding row to use (default: an unused row, else a spare added token)")
+    ev.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    ev.set_defaults(func=cmd_export_vllm)
     return parser
+
+
+def cmd_export_hf(args) -> int:
+    """Write the model as a plain Hugging Face folder (safetensors), e.g. for vLLM."""
+    from .serving import write_hf_folder
+
+    model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype])
+    out = write_hf_folder(model, tokenizer, args.out)
+    print(f"wrote {out} ({args.dtype})")
+    return 0
+
+
+def cmd_export_vllm(args) -> int:
+    """Write a shared-vector set as a vLLM draft model for parallel drafting."""
+    from .lookahead import LookaheadEmbeddings
+    from .serving import export_vllm
+
+    model, tokenizer = load_model(args.model, dtype=DTYPES[args.dtype])
+    lookahead = LookaheadEmbeddings.from_pretrained(args.set, model=model)
+    report = export_vllm(lookahead, model, tokenizer, args.out, token_id=args.token_id)
+    print(f"wrote {report.out_dir}: pard_token = {report.pard_token} ({report.row_reason}); "
+          f"serve with K <= {report.num_lookahead + 1}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -127,12 +127,18 @@ class LookaheadEmbeddings(torch.nn.Module):
         return self.layer_weight is not None
 
     @property
+    def shared(self) -> bool:
+        """True if every [LA]_i is the same vector and nothing is added inside the layers: the
+        variant an engine that fills every look-ahead slot with one token's embedding can run."""
+        return not self.deep and bool((self.weight == self.weight[:1]).all())
+
+    @property
     def num_parameters(self) -> int:
         """L x d_emb, plus num_layers x L x d_emb for deep look-ahead."""
         return sum(p.numel() for p in self.parameters())
 
     def extra_repr(self) -> str:
-        deep = f", deep over {self.layer_weight.shape[0]} layers" if self.deep else ""
+        deep = f", deep over {self.layer_weight.shape[0]} layers" if self.deep else (", one shared vector" if self.shared else "")
         return f"L={self.num_lookahead}, d_emb={self.hidden_size}{deep}, base={self.base_model.get('name_or_path')!r}"
 
     def make_deep(self, model) -> "LookaheadEmbeddings":
@@ -257,7 +263,7 @@ class LookaheadEmbeddings(torch.nn.Module):
         return self.weight[:L].to(dtype=table.dtype, device=table.device)
 
     def measured_acceptance(self, L: int | None = None) -> list[float] | None:
-        """Per-position acceptance P(n >= i), i = 1..L, measured greedily on held-out prompts after training
+        """Per-position acceptance P(a >= i), i = 1..L, measured greedily on held-out prompts after training
         (stored in the metadata), or None for a set that was never measured.
 
         The first L positions of a longer set keep their acceptance: look-ahead position i

@@ -6,10 +6,10 @@ One iteration (step numbers follow Algorithm 1; ``docs/paper.md``):
      committed at once (it is exact, not a draft);
   2. validation: one target call on [uncached tokens, x̃_1..x̃_K] (plus whatever the
      drafter lets ride along) gives q_1..q_{K+1};
-  3. ``verify_drafts`` accepts a prefix of n drafts and samples the next token from the
-     residual (n < K) or from q_{K+1} (n = K); the cache is cropped to the accepted prefix;
+  3. ``verify_drafts`` accepts a prefix of a drafts and samples the next token from the
+     residual (a < K) or from q_{K+1} (a = K); the cache is cropped to the accepted prefix;
   4. the new token has no KV yet: it is the first input of the next call.
-The paper's pseudo-code increments n inside its loop; here the iteration works from a
+The paper's pseudo-code increments n (its prefix length) inside its loop; here the iteration works from a
 fixed base (the sequence before the iteration) and commits tokens at its end.
 
 Cache invariant after every iteration: the target's KV cache holds every token of the
@@ -89,21 +89,21 @@ def decode(model, drafter: Drafter, input_ids, config: DecodingConfig, *, on_tok
             logits = target.forward(pending + drafts, drafter.extra_inputs(target, len(pending), K), keep=K + 1)  # (K+1+M, V)
             q = logits_to_probs(logits[: K + 1], config.sampling)  # (K+1, V)
             p, x = draft.probs.to(q.device, q.dtype), draft.tokens.to(q.device)  # (K, V), (K,): drafts follow the LM head
-            # Step 3: accept n drafts, sample the next token (residual or bonus), crop the rejected drafts' KV.
-            n, next_token = verify_fn(q, p, x, g)
-            target.rollback(len(seq.tokens) + n)
-            drafter.on_verified(n, len(seq.tokens) + n + 1, logits[K + 1 :])
-            stats.record_block(K, n)
+            # Step 3: accept a drafts, sample the next token (residual or bonus), crop the rejected drafts' KV.
+            a, next_token = verify_fn(q, p, x, g)
+            target.rollback(len(seq.tokens) + a)
+            drafter.on_verified(a, len(seq.tokens) + a + 1, logits[K + 1 :])
+            stats.record_block(K, a)
             stats.iterations += 1
-            before, last = len(seq.tokens), CORRECTED if n < K else (BONUS if K > 0 else EXACT)
-            seq.commit(drafts[:n] + [int(next_token)], [ACCEPTED] * n + [last])
-            if n < K and len(seq.tokens) == before + n + 1:  # the correction was committed: show what it replaced
-                seq.rejected.append((before - seq.prompt_len + n, drafts[n]))
+            before, last = len(seq.tokens), CORRECTED if a < K else (BONUS if K > 0 else EXACT)
+            seq.commit(drafts[:a] + [int(next_token)], [ACCEPTED] * a + [last])
+            if a < K and len(seq.tokens) == before + a + 1:  # the correction was committed: show what it replaced
+                seq.rejected.append((before - seq.prompt_len + a, drafts[a]))
             if not seq.finished and target.length != len(seq.tokens) - 1:
                 raise RuntimeError("cache invariant broken: the cache must hold all but the last token")
             if config.trace:
                 accept = acceptance_probs(q, p, x).tolist() if K else []
-                records.append(IterationRecord(exact, drafts, accept, n, int(next_token), target.length, len(seq.tokens)))
+                records.append(IterationRecord(exact, drafts, accept, a, int(next_token), target.length, len(seq.tokens)))
     stats.model_calls, stats.call_sizes = target.calls, list(target.call_sizes)
     stats.draft_model_calls, stats.new_tokens = drafter.model_calls, len(seq.tokens) - seq.prompt_len
     ids = torch.tensor(seq.tokens, dtype=torch.long)

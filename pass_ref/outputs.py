@@ -53,19 +53,19 @@ class GenerationStats:
 
     @property
     def acceptance_rates(self) -> list[float]:
-        """a_i = P(n >= i): among blocks with a draft at position i, the fraction whose first
+        """alpha_i = P(a >= i): among blocks with a draft at position i, the fraction whose first
         i drafts were all accepted. Non-increasing only when every block has the same
         length (blocks cut short near ``max_new_tokens`` or by prompt lookup vary)."""
         return [a / d if d else float("nan") for a, d in zip(self.accepted, self.drafted)]
 
-    def record_block(self, k: int, n: int) -> None:
-        """Count one verified block of k drafts of which the first n were accepted."""
+    def record_block(self, k: int, a: int) -> None:
+        """Count one verified block of k drafts of which the first a were accepted."""
         while len(self.drafted) < k:
             self.drafted.append(0)
             self.accepted.append(0)
         for i in range(k):
             self.drafted[i] += 1
-            self.accepted[i] += int(i < n)
+            self.accepted[i] += int(i < a)
 
 
 @dataclass

@@ -75,9 +75,9 @@ def verify_drafts(
         draft_tokens: (K,) int64 drafts, x̃_t ~ p_t.
         generator: source of the uniforms r_t and of the replacement/bonus sample.
     Returns:
-        ``(n, next_token)``: n in 0..K drafts accepted (a prefix of the block) and a
-        0-d int64 tensor: the residual sample at position n if n < K, else the bonus
-        token from q_{K+1}. Exactly one host sync (reading n).
+        ``(a, next_token)``: a in 0..K drafts accepted (a prefix of the block) and a
+        0-d int64 tensor: the residual sample at position a if a < K, else the bonus
+        token from q_{K+1}. Exactly one host sync (reading a).
     """
     K = draft_tokens.shape[0]
     if target_probs.shape[0] != K + 1 or draft_probs.shape[0] != K:
@@ -89,10 +89,10 @@ def verify_drafts(
     r = torch.rand(K, generator=generator, device=target_probs.device, dtype=target_probs.dtype)
     accepted = r < acceptance_probs(target_probs, draft_probs, draft_tokens)  # (K,)
     # Step 2: the block keeps the drafts before the first rejection.
-    n = int(accepted.to(torch.int64).cumprod(0).sum())  # the one sync per iteration
+    a = int(accepted.to(torch.int64).cumprod(0).sum())  # the one sync per iteration
     # Step 3: replacement from the residual, or the bonus token when all K were kept.
-    if n < K:
-        next_probs = residual_distribution(target_probs[n], draft_probs[n])
+    if a < K:
+        next_probs = residual_distribution(target_probs[a], draft_probs[a])
     else:
         next_probs = target_probs[K]
-    return n, sample(next_probs, generator)
+    return a, sample(next_probs, generator)

@@ -169,7 +169,8 @@ def test_training_with_each_option(options, tmp_path):
     model = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, seed=0).float()
     before = {n: p.clone() for n, p in model.named_parameters()}
     config = TrainConfig.paper(
-        num_lookahead=2, steps=40, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=6, seq_len=24, checkpoint_every=20, **options
+        num_lookahead=2, steps=40, batch_size=4, lr=0.05, warmup=5, blocks_per_sequence=6, seq_len=24, checkpoint_every=20,
+        **{"init": "mean", "insertion": "sequence", **options},
     )
     la, history = train_lookahead(model, None, data(), config, checkpoint=tmp_path / "c.pt", progress=False)
     assert sum(history.loss[-8:]) / 8 < sum(history.loss[:8]) / 8

@@ -50,7 +50,7 @@ def test_measure_rejects_bad_input(tiny_model):
 
 def test_formulas_agree_with_theory():
     c = curve([1.0, 1.05, 1.1, 1.12, 1.13])
-    # Independent acceptance alpha at each of L = 4 positions: a_i = alpha^i.
+    # Independent acceptance alpha at each of L = 4 positions: alpha_i = alpha^i.
     alpha = 0.5
     acc = [alpha**i for i in range(1, 5)]
     assert predicted_pass_speedup(c, acc) == pytest.approx(pass_speedup(alpha, 4, 1.13))
@@ -96,7 +96,7 @@ def test_best_groups():
     calls win and the choice is the empty set; never predicted below the two calls; bad input refused."""
     acc = [0.5, 0.2, 0.05, 0.0]
     flat = best_groups(curve([1.0] * 40), acc)
-    assert flat.groups == (0, 1, 2, 3) and flat.predicted > flat.two_call  # P(n = 4) = 0: a tie, fewer groups win
+    assert flat.groups == (0, 1, 2, 3) and flat.predicted > flat.two_call  # P(a = 4) = 0: a tie, fewer groups win
     assert flat.every == pytest.approx(flat.predicted)
     steep = best_groups(curve([float(n) for n in range(1, 40)]), acc)
     assert steep.groups == () and steep.predicted == pytest.approx(steep.two_call)

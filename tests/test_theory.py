@@ -27,7 +27,7 @@ def test_limits():
 
 def test_measured_acceptance_form_equals_iid_form():
     alpha, L = 0.6, 5
-    rates = [alpha**i for i in range(1, L + 1)]  # P(n >= i) under independence
+    rates = [alpha**i for i in range(1, L + 1)]  # P(a >= i) under independence
     assert math.isclose(theory.tokens_per_iteration_from_acceptance(rates), theory.pass_tokens_per_iteration(alpha, L))
 
 

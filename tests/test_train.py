@@ -179,6 +179,15 @@ def test_cli_train_refuses_existing_output(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_cli_train_insertion_rule_is_checked(tmp_path, capsys):
+    """--insertion takes the paper's "batch" or our "sequence"; anything else is refused before loading a model."""
+    from pass_ref.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--domain", "code", "--lookahead", "2", "--insertion", "token", "--out", str(tmp_path / "x")])
+    assert "--insertion" in capsys.readouterr().err
+
+
 def test_init_choice(model):
     """config.init picks the starting vectors; unknown names are refused."""
     with pytest.raises(ValueError, match="init"):
@@ -213,3 +222,71 @@ def test_early_stopping_keeps_the_best_validated_vectors(model):
 def test_early_stopping_needs_validation_windows(model):
     with pytest.raises(ValueError, match="validation"):
         train_lookahead(model, None, data(), TrainConfig.paper(num_lookahead=2, steps=4, eval_every=2), progress=False)
+
+
+def test_paper_config_is_exactly_the_papers_stated_recipe():
+    """TrainConfig.paper() holds what the paper states; only unstated settings show up as deviations."""
+    from pass_ref.training.recipes import NOT_STATED, deviations
+
+    config = TrainConfig.paper()
+    assert (config.steps, config.warmup, config.batch_size, config.lr) == (10_000, 2_000, 8, 0.01)
+    assert (config.init, config.insertion, config.blocks_per_sequence) == ("unk", "batch", 1)
+    assert (config.targets, config.data, config.deep) == ("data", "corpus", False)
+    assert [d.paper for d in deviations(config)] == ["not stated"] * len(NOT_STATED)
+    ours = {d.setting: d for d in deviations(TrainConfig())}  # the extended recipe departs in many places
+    assert {"optimiser steps", "start of the vectors", "targets", "training data", "vectors inside the layers"} <= set(ours)
+    assert ours["optimiser steps"].ours == "150" and ours["optimiser steps"].paper == "10,000"
+
+
+def test_shipped_paper_sets_name_every_departure():
+    """A shipped "paper" set's table names its budget, its start, its insertion rule and its truncation from L = 8."""
+    from pass_ref.training.recipes import deviations_table
+
+    table = deviations_table(pass_ref.load_lookahead("code", 4))
+    for needle in ("| optimiser steps | 150 | 10,000 |", "mean token embedding", "| insertion points drawn per | sequence | batch |",
+                   "the first vectors of an L = 8 training", "The Stack"):
+        assert needle in table
+    assert all(line.count("|") == 5 for line in table.splitlines())  # no stray pipe breaks the Markdown table
+    with pytest.raises(ValueError, match="no training recipe"):
+        deviations_table(pass_ref.LookaheadEmbeddings.from_random(pass_ref.tiny_llama(), 2))
+
+
+def test_paper_insertion_rule_draws_one_position_per_batch(model, monkeypatch):
+    """insertion="batch" (the paper's): every sequence of a batch gets the same insertion points;
+    insertion="sequence" (ours): they differ."""
+    import pass_ref.training.train as train
+
+    seen = []
+    real = train.lookahead_loss
+
+    def spy(model, lookahead, tokens, insertions, **kwargs):
+        seen.append(insertions.clone())
+        return real(model, lookahead, tokens, insertions, **kwargs)
+
+    monkeypatch.setattr(train, "lookahead_loss", spy)
+    for rule in ("batch", "sequence"):
+        seen.clear()
+        config = TrainConfig.paper(num_lookahead=2, steps=6, batch_size=4, warmup=1, insertion=rule, init="mean")
+        train_lookahead(model, None, data(), config, progress=False)
+        same = [bool((ins == ins[:1]).all()) for ins in seen]
+        assert len(seen) == 6 and all(i.shape == (4, 1) for i in seen)
+        assert all(same) if rule == "batch" else not all(same)
+    with pytest.raises(ValueError, match="insertion"):
+        TrainConfig.paper(insertion="token")
+
+
+def test_shared_training_keeps_one_vector(model):
+    """shared=True: the L rows start and stay one vector (bit for bit) and the loss still falls; without the tie
+    the same start drifts apart; deep + shared is refused."""
+    config = TrainConfig.paper(num_lookahead=3, steps=40, batch_size=4, lr=0.05, warmup=4, init="mean",
+                               insertion="sequence", blocks_per_sequence=6, shared=True)
+    start = pass_ref.LookaheadEmbeddings.from_random(model, 3, seed=1)  # distinct rows: made one (their mean)
+    la, history = train_lookahead(model, None, data(), config, lookahead=start, progress=False)
+    assert la.shared and la.metadata["shared"] and torch.equal(la.weight[0], la.weight[2])
+    assert sum(history.loss[-8:]) < sum(history.loss[:8])
+    distinct, _ = train_lookahead(model, None, data(), TrainConfig.paper(**{**config.__dict__, "shared": False}),
+                                  lookahead=pass_ref.LookaheadEmbeddings.from_random(model, 3, seed=1), progress=False)
+    assert not distinct.shared  # the negative control: without the tie the rows drift apart
+    assert la.weight.grad is None or torch.equal(la.weight.grad[0], la.weight.grad[1])
+    with pytest.raises(ValueError, match="deep"):
+        TrainConfig(shared=True)  # the default recipe is deep

@@ -6,7 +6,7 @@ No small model with SmolLM2's tokenizer is available offline, so the draft-model
 drafts with the target's own first d layers (``truncated_draft_model``), untrained. For
 each d this measures greedy acceptance on HumanEval prompts (K = 4 drafts, float32, so the
 tokens equal autoregressive decoding) and t(1) of the draft, and predicts the per-token
-speed-up with the latency model: (1 + E[n]) t(1) / (t(K + 1) + K t_draft(1)).
+speed-up with the latency model: (1 + E[a]) t(1) / (t(K + 1) + K t_draft(1)).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
     python tools/fused_gain.py                  # SmolLM2-135M, both shipped recipes (~4 min)
     python tools/fused_gain.py --qwen           # Qwen2.5-Coder-0.5B instead (after `make models-extra`; ~12 min)
 
-With E[n] accepted drafts per iteration, two-call PaSS makes (2 + E[n]) / 2 tokens per
-call and one-call PaSS 1 + E[n]: a ratio of 2 (1 + E[n]) / (2 + E[n]). This script
+With E[a] accepted drafts per iteration, two-call PaSS makes (2 + E[a]) / 2 tokens per
+call and one-call PaSS 1 + E[a]: a ratio of 2 (1 + E[a]) / (2 + E[a]). This script
 measures both loops on the same prompts (float32, so both give the autoregressive tokens)
 and compares the measured ratio with that prediction. Writes results/bench/fused_gain-<model>.json.
 """
@@ -27,7 +27,7 @@ SCALE = ROOT / "results" / "ablation" / "scale_vectors"
 
 
 def measure(model, lookahead, prompts, max_new_tokens: int) -> dict:
-    """Both loops on every prompt, greedy; tokens per call, E[n] and the two ratios."""
+    """Both loops on every prompt, greedy; tokens per call, E[a] and the two ratios."""
     totals = {"two": [0, 0, 0, 0], "one": [0, 0, 0, 0]}  # tokens, calls, accepted drafts, iterations with drafts
     same = True
     for ids in prompts:

@@ -221,7 +221,7 @@ def grade_simulation(simulate: Callable, *, verbose: bool = True) -> Grade:
         # Scatter: tokens per call = (2 + n) / 2 per iteration, n the accepted drafts; its standard error over
         # I iterations is sd(n) / (2 sqrt(I)). 40 seeds estimate it within about +-25 %.
         alpha, L, iterations = 0.6, 4, 400
-        law = [alpha**k * (1 - alpha) for k in range(L)] + [alpha**L]  # P(n = k)
+        law = [alpha**k * (1 - alpha) for k in range(L)] + [alpha**L]  # P(a = k)
         mean = sum(k * w for k, w in enumerate(law))
         sd_n = math.sqrt(sum((k - mean) ** 2 * w for k, w in enumerate(law)))
         _case(f"alpha={alpha}, L={L}, {iterations} iterations, 40 seeds")
@@ -243,7 +243,7 @@ def grade_simulation(simulate: Callable, *, verbose: bool = True) -> Grade:
 
 
 def grade_speedup_prediction(predict: Callable, *, verbose: bool = True) -> Grade:
-    """``predict(latency: dict n -> seconds, acceptance: list of a_i) -> speed-up over autoregressive``."""
+    """``predict(latency: dict n -> seconds, acceptance: list of alpha_i) -> speed-up over autoregressive``."""
 
     def check() -> str:
         g = _seed(5)
@@ -252,7 +252,7 @@ def grade_speedup_prediction(predict: Callable, *, verbose: bool = True) -> Grad
             base = 0.01 + 0.05 * float(torch.rand(1, generator=g))
             slope = 0.08 * float(torch.rand(1, generator=g))
             latency = {n: base * (1 + slope * (n - 1)) for n in range(1, 33)}
-            a = torch.rand(L, generator=g).sort(descending=True).values.cumprod(0).tolist()  # a_1 >= a_2 >= ...
+            a = torch.rand(L, generator=g).sort(descending=True).values.cumprod(0).tolist()  # alpha_1 >= alpha_2 >= ...
             want = theory.tokens_per_iteration_from_acceptance(a) * latency[1] / (2 * latency[L + 1])
             _case(f"{case} (L={L})")
             got = float(predict(dict(latency), list(a)))
@@ -391,7 +391,7 @@ def grade_lookahead_targets(targets: Callable, *, verbose: bool = True) -> Grade
 
 
 # ----------------------------------------------------------------------------------------
-# 9. The block attention mask of the training objective (PaSS training)
+# 9. The block attention mask of the training objective (extension: beyond the paper)
 # ----------------------------------------------------------------------------------------
 
 
@@ -448,7 +448,7 @@ def grade_pass_vs_classic(compare: Callable, *, verbose: bool = True) -> Grade:
 
 
 # ----------------------------------------------------------------------------------------
-# 11. Predict one-call PaSS on your own machine (PaSS speed)
+# 11. Predict one-call PaSS on your own machine (extension: beyond the paper)
 # ----------------------------------------------------------------------------------------
 
 
@@ -535,7 +535,7 @@ def grade_verify(verify: Callable, *, verbose: bool = True) -> Grade:
 
 
 def grade_implied_acceptance(implied: Callable, *, verbose: bool = True) -> Grade:
-    """``implied(ar_seconds, pass_seconds, L, cost_ratio) -> (E[n], alpha or None)``: the accepted drafts per
+    """``implied(ar_seconds, pass_seconds, L, cost_ratio) -> (E[a], alpha or None)``: the accepted drafts per
     iteration a two-call PaSS timing implies, and the constant per-position acceptance that gives them."""
 
     def check() -> str:
@@ -550,15 +550,15 @@ def grade_implied_acceptance(implied: Callable, *, verbose: bool = True) -> Grad
                 want_e, want_a = theory.implied_acceptance(ar / ps, L, cost)
                 _case(f"AR {ar} s, PaSS {ps:.3f} s, L={L}, t(L+1)/t(1)={cost:.3f}")
                 got = implied(ar, ps, L, cost)
-                assert len(got) == 2, "return a pair (E[n], alpha)"
+                assert len(got) == 2, "return a pair (E[a], alpha)"
                 e, a = got
                 assert math.isclose(float(e), want_e, rel_tol=1e-9, abs_tol=1e-12), (
-                    f"AR {ar} s, PaSS {ps:.3f} s, L={L}, t(L+1)/t(1)={cost:.3f}: E[n] = {float(e):.4f}, expected {want_e:.4f}")
+                    f"AR {ar} s, PaSS {ps:.3f} s, L={L}, t(L+1)/t(1)={cost:.3f}: E[a] = {float(e):.4f}, expected {want_e:.4f}")
                 if want_a is None:
-                    assert a is None, f"E[n] = {want_e:.3f} with L = {L}: no alpha in [0, 1] gives it; return None, not {a}"
+                    assert a is None, f"E[a] = {want_e:.3f} with L = {L}: no alpha in [0, 1] gives it; return None, not {a}"
                 else:
                     assert a is not None and abs(float(a) - want_a) < 1e-6, (
-                        f"L={L}, E[n] = {want_e:.4f}: alpha = {a}, expected {want_a:.6f}")
+                        f"L={L}, E[a] = {want_e:.4f}: alpha = {a}, expected {want_a:.6f}")
                 cases += 1
         return f"{cases} timings: the paper's rows, random ones and impossible ones"
 

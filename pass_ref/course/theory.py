@@ -2,22 +2,22 @@
 
 Model (Leviathan et al. 2023, §3.1; PaSS paper §2): each draft is accepted with
 probability alpha, independently, and checking stops at the first rejection. With k
-drafts the number accepted, n, has
+drafts the number accepted, a, has
 
-    E[n] = alpha + alpha^2 + ... + alpha^k = alpha (1 - alpha^k) / (1 - alpha).
+    E[a] = alpha + alpha^2 + ... + alpha^k = alpha (1 - alpha^k) / (1 - alpha).
 
-Measured acceptance per position a_i = P(n >= i) gives the same expectation without the
-independence assumption: E[n] = a_1 + ... + a_k.
+Measured acceptance per position alpha_i = P(a >= i) gives the same expectation without the
+independence assumption: E[a] = alpha_1 + ... + alpha_k.
 
 One **PaSS** iteration makes 2 calls (drafting, validation) and yields 1 exact token +
-n accepted drafts + 1 corrected/bonus token, so tokens per call = (2 + E[n]) / 2,
+a accepted drafts + 1 corrected/bonus token, so tokens per call = (2 + E[a]) / 2,
 at most (L + 2) / 2. With t(m) the latency of one forward pass over m new tokens, the
 drafting and validation calls each cover about L + 1 positions, so
 
-    speed-up over autoregressive = (2 + E[n]) t(1) / (2 t(L + 1)).
+    speed-up over autoregressive = (2 + E[a]) t(1) / (2 t(L + 1)).
 
 Classic speculative sampling with a draft model costing c_d t(1) per token makes
-(1 + E[n]) tokens per iteration for k c_d t(1) + t(k + 1).
+(1 + E[a]) tokens per iteration for k c_d t(1) + t(k + 1).
 """
 
 from __future__ import annotations
@@ -38,24 +38,24 @@ def _check_k(k: int) -> None:
 
 
 def expected_accepted(alpha: float, k: int) -> float:
-    """E[n] for k drafts each accepted with probability alpha (stop at the first rejection)."""
+    """E[a] for k drafts each accepted with probability alpha (stop at the first rejection)."""
     _check_alpha(alpha)
     _check_k(k)
     return sum(alpha**i for i in range(1, k + 1))
 
 
 def pass_tokens_per_iteration(alpha: float, num_lookahead: int) -> float:
-    """PaSS: 1 exact token + E[n] accepted drafts + 1 corrected or bonus token."""
+    """PaSS: 1 exact token + E[a] accepted drafts + 1 corrected or bonus token."""
     return 2.0 + expected_accepted(alpha, num_lookahead)
 
 
 def pass_tokens_per_call(alpha: float, num_lookahead: int) -> float:
-    """PaSS tokens per model call, (2 + E[n]) / 2; at alpha = 1 the ceiling (L + 2) / 2."""
+    """PaSS tokens per model call, (2 + E[a]) / 2; at alpha = 1 the ceiling (L + 2) / 2."""
     return pass_tokens_per_iteration(alpha, num_lookahead) / 2.0
 
 
 def tokens_per_iteration_from_acceptance(acceptance: Sequence[float], *, exact_token: bool = True) -> float:
-    """Tokens per iteration from measured per-position acceptance a_i = P(n >= i).
+    """Tokens per iteration from measured per-position acceptance alpha_i = P(a >= i).
 
     ``exact_token``: PaSS's drafting call also yields one exact token (True); a draft
     model does not (False).
@@ -77,12 +77,12 @@ def pass_speedup(alpha: float, num_lookahead: int, cost_ratio: float) -> float:
 
 
 def implied_acceptance(speedup: float, num_lookahead: int, cost_ratio: float = 1.0) -> tuple[float, float | None]:
-    """What a reported two-call PaSS speed-up implies: ``(E[n], alpha)``.
+    """What a reported two-call PaSS speed-up implies: ``(E[a], alpha)``.
 
-    Inverts ``speed-up = (2 + E[n]) / (2 cost_ratio)`` (cost_ratio = t(L + 1) / t(1)):
-    E[n] = 2 speed-up cost_ratio - 2. ``alpha`` is the constant per-position acceptance
-    (P(n >= i) = alpha^i) whose E[n] = sum_i alpha^i matches, found by bisection; None when
-    no alpha in [0, 1] does (E[n] < 0 or E[n] > L).
+    Inverts ``speed-up = (2 + E[a]) / (2 cost_ratio)`` (cost_ratio = t(L + 1) / t(1)):
+    E[a] = 2 speed-up cost_ratio - 2. ``alpha`` is the constant per-position acceptance
+    (P(a >= i) = alpha^i) whose E[a] = sum_i alpha^i matches, found by bisection; None when
+    no alpha in [0, 1] does (E[a] < 0 or E[a] > L).
     """
     if speedup <= 0 or cost_ratio <= 0:
         raise ValueError("speedup and cost_ratio must be positive")

@@ -7,7 +7,7 @@ Every drafting method is one class over ``Drafter``. In each iteration the loop 
    draft), and, for PaSS, the exact token x_{n+1} its drafting call sampled from q;
 2. ``extra_inputs(target, num_pending, K)``: input vectors that ride along in the
    validation call after the drafts (one-call PaSS's look-ahead groups); None by default;
-3. ``on_verified(n, length, extra_logits)``: verification kept n drafts, the sequence now
+3. ``on_verified(a, length, extra_logits)``: verification kept a drafts, the sequence now
    has ``length`` tokens, and ``extra_logits`` are the rows of the ride-along inputs;
    a drafter keeps from them what the next iteration needs. A no-op by default.
 
@@ -74,7 +74,7 @@ class Drafter:
     def extra_inputs(self, target: CachedModel, num_pending: int, K: int) -> ExtraInputs | None:
         return None
 
-    def on_verified(self, n: int, length: int, extra_logits: torch.Tensor) -> None:
+    def on_verified(self, a: int, length: int, extra_logits: torch.Tensor) -> None:
         return None
 
 

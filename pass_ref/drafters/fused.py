@@ -11,10 +11,10 @@ prefix, y, d_1..d_a and, causally, itself; never another group, never d_{a+1..K}
 position ids continue from d_a. So the outputs of G_a are exactly those of the paper's
 drafting call made on the sequence that ends at d_a (tested to float32 round-off).
 
-After verification keeps n drafts and samples z, the sequence ends at ``d_n, z``. If n is
+After verification keeps a drafts and samples z, the sequence ends at ``d_a, z``. If a is
 in A, the rows of G_n are that drafting call's look-ahead rows: drafts for the tokens after
-z. The next call is again ``[z, e_1..e_L] + groups``: 1 + n tokens per call, against
-(2 + n) / 2 for the two-call loop. If n is not in A the next call has no drafts and is
+z. The next call is again ``[z, e_1..e_L] + groups``: 1 + a tokens per call, against
+(2 + a) / 2 for the two-call loop. If a is not in A the next call has no drafts and is
 ``[z] + G_0``: the paper's drafting call, which yields one token and the next drafts.
 So A = {} (no group) is the paper's two calls exactly, and every other A trades larger
 calls for fewer drafting calls (``pass_ref.experiments.latency.best_groups`` picks A from
@@ -134,10 +134,10 @@ class FusedLookaheadDrafter(Drafter):
         slots = torch.arange(L).repeat(G)  # which [LA]_i sits at each group row
         return ExtraInputs(self.vectors.repeat(G, 1), positions, mask, self.lookahead.layer_delta(slots))  # (G L, D)
 
-    def on_verified(self, n: int, length: int, extra_logits: torch.Tensor) -> None:
-        """Keep the rows of G_n (if n had a group): the drafts of the next iteration."""
+    def on_verified(self, a: int, length: int, extra_logits: torch.Tensor) -> None:
+        """Keep the rows of G_a (if a had a group): the drafts of the next iteration."""
         parents = self._parents if extra_logits.shape[0] else []  # no rows: the groups did not ride along
         self._next = None
-        if n in parents:
+        if a in parents:
             groups = extra_logits.view(len(parents), self.L, -1)  # (G, L, V)
-            self._next = (length, groups[parents.index(n)])
+            self._next = (length, groups[parents.index(a)])

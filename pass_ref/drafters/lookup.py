@@ -88,5 +88,5 @@ class HybridDrafter(Drafter):
             return None
         return self.fallback.extra_inputs(target, num_pending, K)
 
-    def on_verified(self, n: int, length: int, extra_logits: torch.Tensor) -> None:
-        self.fallback.on_verified(n, length, extra_logits)
+    def on_verified(self, a: int, length: int, extra_logits: torch.Tensor) -> None:
+        self.fallback.on_verified(a, length, extra_logits)

@@ -5,12 +5,12 @@ over n new tokens on top of a KV cache of realistic length, every method's speed
 autoregressive decoding (one token per t(1)) follows from its tokens per iteration and
 the calls an iteration makes (``docs/paper.md``; ``pass_ref.course.theory``):
 
-    PaSS, L look-ahead tokens:      (2 + E[n]) / (2 t(L + 1))          against 1 / t(1)
-    one-call PaSS, G groups:        (1 + E[n]) / t(1 + L + G L)         (when every n has a group)
-    draft model, k drafts:          (1 + E[n]) / (t(k + 1) + k t_d(1))  against 1 / t(1)
-    prompt lookup, k candidates:    (1 + E[n]) / t(k + 1)               against 1 / t(1)
+    PaSS, L look-ahead tokens:      (2 + E[a]) / (2 t(L + 1))          against 1 / t(1)
+    one-call PaSS, G groups:        (1 + E[a]) / t(1 + L + G L)         (when every n has a group)
+    draft model, k drafts:          (1 + E[a]) / (t(k + 1) + k t_d(1))  against 1 / t(1)
+    prompt lookup, k candidates:    (1 + E[a]) / t(k + 1)               against 1 / t(1)
 
-E[n] = a_1 + ... + a_k with a_i the measured acceptance per position. t(n) is a property
+E[a] = alpha_1 + ... + alpha_k with alpha_i the measured acceptance per position. t(n) is a property
 of the hardware, the model's shape and the dtype, not of the weights' values, so it can
 be measured with random weights; acceptance is a property of the weights, not of the
 hardware. Measuring both separately is what transfers a CPU result to a GPU.
@@ -199,7 +199,7 @@ def measure_static_latency(model, *, context: int = 256, repeats: int = 7, warmu
 
 
 def predicted_pass_speedup(curve: LatencyCurve, acceptance: Sequence[float]) -> float:
-    """PaSS over autoregressive: (2 + sum a_i) t(1) / (2 t(L + 1)), L = len(acceptance)."""
+    """PaSS over autoregressive: (2 + sum alpha_i) t(1) / (2 t(L + 1)), L = len(acceptance)."""
     L = len(acceptance)
     return (2.0 + float(sum(acceptance))) * curve.t(1) / (2.0 * curve.t(L + 1))
 
@@ -219,7 +219,7 @@ def predicted_prompt_lookup_speedup(curve: LatencyCurve, tokens_per_call: float,
 
 
 def accepted_count_law(acceptance: Sequence[float]) -> list[float]:
-    """P(n = a) for a = 0..K from per-position acceptance A_i = P(n >= i) (``GenerationStats``)."""
+    """P(a = k) for k = 0..K from per-position acceptance A_i = P(a >= i) (``GenerationStats``)."""
     A = [1.0] + [float(a) for a in acceptance] + [0.0]
     return [max(A[a] - A[a + 1], 0.0) for a in range(len(acceptance) + 1)]
 
@@ -227,8 +227,8 @@ def accepted_count_law(acceptance: Sequence[float]) -> list[float]:
 def predicted_fused_speedup(curve: LatencyCurve, acceptance: Sequence[float], groups: Sequence[int] | None = None) -> float:
     """One-call PaSS with L = len(acceptance) over autoregressive decoding.
 
-    A call with drafts has 1 + L + |A| L inputs and yields 1 + n tokens; the next call has
-    drafts iff n is in the group set A. A call without drafts is the drafting call
+    A call with drafts has 1 + L + |A| L inputs and yields 1 + a tokens; the next call has
+    drafts iff a is in the group set A. A call without drafts is the drafting call
     [z] + G_0: 1 + L inputs, one token, and the next call has drafts. The two-state chain's
     stationary law gives the mean. A = {} is the paper's two calls
     (``predicted_pass_speedup``).
@@ -262,7 +262,7 @@ def best_groups(curve: LatencyCurve, acceptance: Sequence[float], *, max_size: i
     """The group set A of one-call PaSS with the highest predicted speed-up on ``curve``.
 
     Searches every subset of 0..L (L = len(acceptance), the per-position acceptance
-    P(n >= i) a set was measured with) whose call, 1 + L + |A| L inputs, is at most
+    P(a >= i) a set was measured with) whose call, 1 + L + |A| L inputs, is at most
     ``max_size`` (default: the largest n the curve measured, so nothing is extrapolated).
     The empty set is the paper's two calls, so the choice is never predicted slower than
     them. Ties go to fewer groups. A non-empty set is chosen only when it is predicted at
@@ -315,8 +315,8 @@ def predicted_seconds(curve: LatencyCurve, call_sizes: Sequence[int]) -> float:
 def break_even(curve: LatencyCurve, L: int, *, groups: int | None = None, candidates: int | None = None) -> dict:
     """Accepted drafts per iteration each method needs to match autoregressive decoding.
 
-    two-call PaSS: E[n] > 2 t(L+1)/t(1) - 2; one-call PaSS with ``groups`` groups (default
-    L + 1): E[n] > t(1 + L + G L)/t(1) - 1; prompt lookup with ``candidates`` drafts: the
+    two-call PaSS: E[a] > 2 t(L+1)/t(1) - 2; one-call PaSS with ``groups`` groups (default
+    L + 1): E[a] > t(1 + L + G L)/t(1) - 1; prompt lookup with ``candidates`` drafts: the
     drafts accepted per lookup call must exceed t(candidates + 1)/t(1) - 1. A call that
     measures cheaper than t(1) (timing noise on a flat curve) gives 0.
     """

@@ -194,7 +194,7 @@ def fused_gain_section(results: Path) -> list[str]:
     if not files:
         return []
     lines = [
-        "| model | look-ahead set | E[n] (two-call) | tokens / call, two calls | one call | ratio | predicted 2(1 + E[n])/(2 + E[n]) | same tokens |",  # noqa: E501 (a table row)
+        "| model | look-ahead set | E[a] (two-call) | tokens / call, two calls | one call | ratio | predicted 2(1 + E[a])/(2 + E[a]) | same tokens |",  # noqa: E501 (a table row)
         "|---|---|---|---|---|---|---|---|",
     ]
     commands = []
@@ -418,6 +418,8 @@ def readme_with_headline(readme: str, results: Path | None = None) -> str:
 
 def render(results: Path | None = None) -> str:
     """The whole page as a string."""
+    from .results_serving import shared_section, vllm_section
+
     results = ROOT / "results" if results is None else Path(results)
     sections = [
         (
@@ -453,6 +455,13 @@ def render(results: Path | None = None) -> str:
         ("The shipped look-ahead sets", "", shipped_section()),
         ("Training recipes", "", training_section(results)),
         ("GPU: t(n) on an H200", "", gpu_section(results)),
+        (
+            "Serving: one shared look-ahead vector against distinct ones",
+            "vLLM's parallel drafting fills every look-ahead slot with one token id, so it can serve a set whose L vectors "
+            "are one shared vector (`--shared`); how much of the distinct set's acceptance does that keep?",
+            shared_section(results),
+        ),
+        ("Serving: PaSS drafting inside vLLM", "`docs/serving.md` explains both routes.", vllm_section(results)),
     ]
     out = [
         HEADER,

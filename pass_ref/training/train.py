@@ -44,6 +44,7 @@ from transformers import DynamicCache
 from ..checks import check_L
 from ..lookahead import LookaheadEmbeddings
 from .corpora import tokenize_windows
+from .recipes import PAPER
 
 
 def sample_insertions(
@@ -198,6 +199,7 @@ INITS = {
     "frequent": from_frequent_tokens,
 }
 DATA = ("corpus", "self-greedy", "self-sampled", "self-mixed")
+INSERTIONS = ("sequence", "batch")  # who shares an insertion point: nobody, or the whole batch (the paper)
 
 
 @dataclass
@@ -208,8 +210,9 @@ class TrainConfig:
     150 steps instead of 10k (the CPU budget); the mean token embedding as the start
     instead of UNK (which does not leave its bad start in 150 steps); and the ablation's
     winner: self-distilled data (``data="self-mixed"``), soft targets (``targets="soft"``)
-    and deep look-ahead (``deep=True``). ``TrainConfig.paper()`` gives the paper's recipe
-    with our budget. ``blocks_per_sequence`` is our efficiency knob (same loss).
+    and deep look-ahead (``deep=True``). ``TrainConfig.paper()`` is exactly the paper's stated
+    settings; ``recipes.deviations(config)`` lists every difference with its reason.
+    ``blocks_per_sequence`` is our efficiency knob (same loss per insertion point).
     """
 
     num_lookahead: int = 4  # L
@@ -221,6 +224,8 @@ class TrainConfig:
     init: str = "mean"  # starting vectors: "mean" token embedding (ours) or "unk" (the paper's)
     weight_decay: float = 0.0  # no decay: the vectors should stay at the embedding scale
     blocks_per_sequence: int = 16  # K insertion blocks sharing one masked pass (paper: 1)
+    insertion: str = "sequence"  # insertion points drawn per "sequence" (ours) or one set per "batch" (the paper's)
+    shared: bool = False  # one vector for all L positions (ours: what an engine's parallel drafting can run)
     seed: int = 0  # data order and insertion points
     checkpoint_every: int = 50  # steps between checkpoints when a checkpoint path is given
     targets: str = "soft"  # "soft": the model's own distribution q (ablation winner) | "data": corpus tokens (paper)
@@ -233,8 +238,10 @@ class TrainConfig:
 
     @classmethod
     def paper(cls, **overrides) -> "TrainConfig":
-        """The paper's recipe (corpus tokens as hard targets, input vectors only) with our budget."""
-        return cls(**{"targets": "data", "data": "corpus", "deep": False, **overrides})
+        """Exactly the paper's stated settings (``recipes.PAPER``): UNK start, one insertion point per
+        batch, corpus tokens as targets, input vectors only, batch 8, lr 0.01, 10k steps with 2k
+        warm-up. ``overrides`` change any of them; ``recipes.deviations(config)`` lists the changes."""
+        return cls(**{**PAPER, **overrides})
 
     def __post_init__(self) -> None:
         check_L(self.num_lookahead)
@@ -245,6 +252,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0 or not self.lr > 0:
             raise ValueError("warmup must be >= 0 and lr > 0")
+        if self.shared and self.deep:
+            raise ValueError("shared=True trains one input vector for every position; it cannot be deep (deep=False)")
+        if self.insertion not in INSERTIONS:
+            raise ValueError(f"insertion must be one of {INSERTIONS}, got {self.insertion!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {sorted(INITS)}, got {self.init!r}")
         if self.targets not in TARGETS:
@@ -340,6 +351,14 @@ def train_lookahead(
     lookahead.check_compatible(model)
     if config.deep and not lookahead.deep:
         lookahead.make_deep(model)
+    tie = None
+    if config.shared:  # one vector: start from the rows' mean, and give every row the mean gradient
+        if lookahead.deep:
+            raise ValueError("shared=True needs input vectors only; the starting embeddings are deep")
+        with torch.no_grad():
+            lookahead.weight.copy_(lookahead.weight.mean(0, keepdim=True).expand_as(lookahead.weight))
+        # Equal rows with equal gradients get equal AdamW updates: the rows stay one vector, trained on all L targets.
+        tie = lookahead.weight.register_hook(lambda grad: grad.mean(0, keepdim=True).expand_as(grad).clone())
     frozen = {name: p.detach().clone() for name, p in model.named_parameters()}
     model.requires_grad_(False)
     first = 0  # earliest insertion index
@@ -416,7 +435,8 @@ def train_lookahead(
     for step in steps:
         rows = torch.randint(0, N, (config.batch_size,), generator=generator)
         tokens = sequences[rows].to(device)  # (B, T)
-        insertions = sample_insertions(config.batch_size, T, L, K, generator, first=first).to(device)  # (B, K)
+        draws = config.batch_size if config.insertion == "sequence" else 1  # the paper: one position per batch
+        insertions = sample_insertions(draws, T, L, K, generator, first=first).expand(config.batch_size, K).to(device)  # (B, K)
         loss, correct = lookahead_loss(model, lookahead, tokens, insertions, targets=config.targets)
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -451,6 +471,8 @@ def train_lookahead(
             if lookahead.deep:
                 lookahead.layer_weight.copy_(best[2])
     save(config.steps if history.stopped_at is None else history.stopped_at)
+    if tie is not None:
+        tie.remove()
     model.train(model_was_training)
     for name, p in model.named_parameters():
         if p.grad is not None or not torch.equal(p.detach(), frozen[name]):
@@ -458,6 +480,7 @@ def train_lookahead(
     lookahead.metadata.update(
         {
             "trained": True,
+            **({"shared": True} if config.shared else {}),
             "recipe": asdict(config),
             "final_train_loss": history.loss[-1] if history.loss else None,
             "steps_trained": len(history.loss),
