@@ -7,7 +7,13 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) $(wildcard notebooks/solutions/*.ipynb)
 LAB_STAMP := $(VENV)/.lab-installed
 
-.PHONY: lint structure doctor fastest fastest-qwen bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
+VLLM_VENV  := .venv-vllm
+VLLM_PY    := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_ASSETS := runs/vllm
+SHARED_SET := results/serving/sets/smollm2-shared-code-L4
+
+.PHONY: vllm vllm-assets test-vllm bench-vllm lint structure doctor fastest fastest-qwen bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
 
 help:
 	@echo "make demo            set up .venv and run the headline demo (AR vs PaSS on a HumanEval prompt)"
@@ -33,6 +39,9 @@ help:
 	@echo "make fastest-qwen    the same with Qwen2.5-Coder-0.5B-Instruct (opt-in model)"
 	@echo "make bench-speed     every method (PaSS two-call/one-call, prompt lookup, hybrid, HF) in float32 and bfloat16"
 	@echo "make results-doc     regenerate docs/RESULTS.md from results/**/*.json"
+	@echo "make vllm            opt-in: a separate .venv-vllm with vLLM's CPU build (3.5 GB) and pass_ref"
+	@echo "make test-vllm       opt-in: both PaSS routes inside vLLM (greedy equality, acceptance, sampling; ~15 min)"
+	@echo "make bench-vllm      opt-in: vLLM plain / ngram / PaSS parallel drafting / PaSS custom proposer (results/serving)"
 
 $(STAMP): requirements.txt requirements-model.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +51,30 @@ $(STAMP): requirements.txt requirements-model.txt pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# vLLM never enters .venv: its CPU build pins its own transformers. torchvision, torchaudio and torchcodec come in
+# built for another torch and break transformers' imports; vLLM's text models do not use them.
+$(VLLM_STAMP): requirements-vllm.txt pyproject.toml
+	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip --disable-pip-version-check -q install -r requirements-vllm.txt
+	$(VLLM_PY) -m pip --disable-pip-version-check -q uninstall -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -m pip --disable-pip-version-check -q install --no-deps -e .
+	touch $(VLLM_STAMP)
+
+vllm: $(VLLM_STAMP)
+
+# The folders vLLM reads, written from .venv (the GGUF loader lives there): the base model as safetensors and the
+# shared-vector set as a parallel-drafting draft. Qwen's are added when the opt-in model is installed.
+vllm-assets: $(STAMP)
+	test -f $(VLLM_ASSETS)/smollm2-135m-instruct/config.json || $(PY) -m pass_ref export-hf $(VLLM_ASSETS)/smollm2-135m-instruct
+	test -f $(VLLM_ASSETS)/draft-smollm2-shared-code-L4/config.json || \
+		$(PY) -m pass_ref export-vllm $(SHARED_SET) $(VLLM_ASSETS)/draft-smollm2-shared-code-L4
+
+test-vllm: vllm vllm-assets
+	$(VLLM_PY) -m pytest -v -p no:cacheprovider tests/engine_vllm
+
+bench-vllm: vllm vllm-assets
+	$(VLLM_PY) tools/vllm_bench.py --out results/serving/vllm_bench.json
 
 demo: $(STAMP)
 	$(PY) -m pass_ref demo

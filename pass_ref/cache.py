@@ -26,6 +26,7 @@ Shapes: ``P`` cached positions, ``T`` new tokens, ``M`` extra vectors, ``D`` hid
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -60,11 +61,18 @@ class ExtraInputs:
             raise ValueError("give position_ids and attention_mask together (a custom layout needs both)")
 
 
+def cache_keyword(model) -> str:
+    """The keyword the model's forward takes its KV cache by: ``cache`` (transformers >= 5.2x) or
+    ``past_key_values`` (earlier releases, e.g. the one vLLM's CPU build pins)."""
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+
+
 class CachedModel:
     """A frozen causal LM with its KV cache and call counters."""
 
     def __init__(self, model, cache=None) -> None:
         self.model = model
+        self.cache_keyword = cache_keyword(model)
         self.cache = DynamicCache(config=model.config) if cache is None else cache
         self.tokens: list[int] = []  # ids whose KV is in the cache, in order
         self.device = input_device(model)
@@ -108,7 +116,7 @@ class CachedModel:
     def _call(self, ids: torch.Tensor, extra: ExtraInputs | None, keep: int | None) -> torch.Tensor:
         """One eager forward on the dynamic cache; ``StaticCachedModel`` replaces it."""
         M = 0 if extra is None else extra.embeds.shape[0]
-        kwargs = {"cache": self.cache, "use_cache": True}
+        kwargs = {self.cache_keyword: self.cache, "use_cache": True}
         if keep is not None:
             kwargs["logits_to_keep"] = keep + M
         if extra is None:

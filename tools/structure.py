@@ -54,7 +54,7 @@ READING_ORDER = [
     ("hf", "pass_decoding: the loop inside model.generate"),
     ("viz", "highlighting and one-line summaries"),
 ]
-HIGHER = ("pass_ref.training", "pass_ref.experiments", "pass_ref.course", "pass_ref.cli", "pass_ref.__main__")
+HIGHER = ("pass_ref.training", "pass_ref.experiments", "pass_ref.course", "pass_ref.serving", "pass_ref.cli", "pass_ref.__main__")
 TYPE_TESTS = {"isinstance", "getattr", "hasattr", "type"}
 
 

@@ -461,7 +461,7 @@ def render(results: Path | None = None) -> str:
             "are one shared vector (`--shared`); how much of the distinct set's acceptance does that keep?",
             shared_section(results),
         ),
-        ("Serving: PaSS drafting inside vLLM", "`docs/serving.md` explains both routes.", vllm_section(results)),
+        ("Serving: PaSS drafting inside vLLM", "`docs/serving.md` explains both routes.", vllm_section(results, _machine)),
     ]
     out = [
         HEADER,

@@ -6,12 +6,6 @@ import json
 from pathlib import Path
 
 
-def _machine(record: dict) -> str:
-    from .results_doc import _machine as machine
-
-    return machine(record)
-
-
 def shared_section(results: Path) -> list[str]:
     """One shared vector against L distinct ones and [UNK] (``tools/shared_ablation.py``)."""
     out = []
@@ -19,6 +13,7 @@ def shared_section(results: Path) -> list[str]:
         r = json.loads(path.read_text(encoding="utf-8"))
         out += [f"**{r['model']}**, L = {r['L']}, greedy two-call PaSS, {r['prompts_per_set']} prompts per set x "
                 f"{r['new_tokens']} tokens (`{r['command']}`; shared set trained by `{r['shared_recipe']}`). "
+                "The distinct set is the shipped one (the first 4 vectors of an L = 8 training); the shared set was trained at L = 4. "
                 "The machine does not matter here: these are counts, not timings.", "",
                 "| prompts | set | acceptance per position | accepted drafts per iteration | tokens per call |",
                 "|---|---|---|---|---|"]
@@ -30,13 +25,13 @@ def shared_section(results: Path) -> list[str]:
     return out
 
 
-def vllm_section(results: Path) -> list[str]:
-    """vLLM plain, ngram and both PaSS routes (``tools/vllm_bench.py``)."""
+def vllm_section(results: Path, machine) -> list[str]:
+    """vLLM plain, ngram and both PaSS routes (``tools/vllm_bench.py``); ``machine`` formats a run's machine."""
     out = []
     for path in sorted((results / "serving").glob("vllm_bench*.json")):
         r = json.loads(path.read_text(encoding="utf-8"))
         out += [f"**{r['model']}**, {r['dtype']}, K = {r['k']}, {r['prompts']} HumanEval prompts x {r['max_tokens']} tokens "
-                f"in one batch, greedy; vLLM {r['vllm']}; {_machine(r)}; `{r['command']}`. Each route starts its own engine "
+                f"in one batch, greedy; vLLM {r['vllm']}; {machine(r)}; `{r['command']}`. Each route starts its own engine "
                 "(startup not timed); median of the rounds.", "",
                 "| route | tokens/s | × vLLM plain | mean acceptance length | acceptance per position | same tokens as plain |",
                 "|---|---|---|---|---|---|"]
