@@ -1,7 +1,7 @@
 """vLLM with and without PaSS drafting on the same prompts, in one run: tokens/s and mean acceptance length.
 
     make bench-vllm                                   # SmolLM2-135M, float32, K = 4
-    .venv-vllm/bin/python tools/vllm_bench.py --model qwen0.5b --dtype bfloat16 --out results/serving/vllm_bench_qwen.json
+    .venv-vllm/bin/python tools/vllm_bench.py --model qwen0.5b --dtype bfloat16 --out qwen_run.json
 
 Routes: vLLM plain, vLLM ngram (prompt lookup), the shared-vector set as vLLM's draft_model with
 parallel_drafting, and the distinct-vector set through pass_ref's custom_class proposer. Each route
