@@ -21,14 +21,14 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.engine_vllm.test_routes import MODELS  # noqa: E402  the asset folders, one place
-
 ROUTES = ("plain", "ngram", "parallel", "custom")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from pass_ref.serving.engine import asset_folders
+
+    MODELS = asset_folders(ROOT)
     parser.add_argument("--model", choices=sorted(MODELS), default="smollm2")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--k", type=int, default=4)

@@ -16,6 +16,22 @@ from dataclasses import dataclass
 ROUTES = ("plain", "ngram", "parallel", "custom")
 
 
+def asset_folders(root) -> dict:
+    """Where ``make vllm-assets`` puts each model's folders: name -> (base, shared draft, distinct set).
+
+    ``root`` is the repository; ``PASS_REF_VLLM_ASSETS`` moves the written folders elsewhere.
+    """
+    from pathlib import Path
+
+    root = Path(root)
+    assets = Path(os.environ.get("PASS_REF_VLLM_ASSETS", root / "runs" / "vllm"))
+    return {
+        "smollm2": (assets / "smollm2-135m-instruct", assets / "draft-smollm2-shared-code-L4", root / "pass_ref/trained/paper/code-L4"),
+        "qwen0.5b": (assets / "qwen2.5-coder-0.5b-instruct", assets / "draft-qwen0.5b-shared-code-L4",
+                     root / "pass_ref/trained/models/qwen2.5-coder-0.5b-instruct/paper/code-L4"),
+    }
+
+
 @dataclass
 class SpecCounters:
     """vLLM's speculative counters: drafts (steps with drafts), draft tokens, accepted tokens per position."""

@@ -7,22 +7,18 @@ pass-ref's own measurement of the same set; a sampled run must complete.
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from pass_ref.serving.engine import asset_folders
+
 pytest.importorskip("vllm", reason="opt-in: vLLM lives in .venv-vllm (make vllm), and these tests run with make test-vllm")
 
 ROOT = Path(__file__).resolve().parents[2]
-ASSETS = Path(os.environ.get("PASS_REF_VLLM_ASSETS", ROOT / "runs" / "vllm"))
-MODELS = {  # name -> (base folder, shared draft folder, distinct set folder)
-    "smollm2": (ASSETS / "smollm2-135m-instruct", ASSETS / "draft-smollm2-shared-code-L4", ROOT / "pass_ref/trained/paper/code-L4"),
-    "qwen0.5b": (ASSETS / "qwen2.5-coder-0.5b-instruct", ASSETS / "draft-qwen0.5b-shared-code-L4",
-                 ROOT / "pass_ref/trained/models/qwen2.5-coder-0.5b-instruct/paper/code-L4"),
-}
+MODELS = asset_folders(ROOT)  # name -> (base folder, shared draft folder, distinct set folder)
 PROMPTS, TOKENS = 4, 48
 
 
