@@ -13,7 +13,8 @@ def shared_section(results: Path) -> list[str]:
         r = json.loads(path.read_text(encoding="utf-8"))
         out += [f"**{r['model']}**, L = {r['L']}, greedy two-call PaSS, {r['prompts_per_set']} prompts per set x "
                 f"{r['new_tokens']} tokens (`{r['command']}`; shared set trained by `{r['shared_recipe']}`). "
-                "The distinct set is the shipped one (the first 4 vectors of an L = 8 training); the shared set was trained at L = 4. "
+                "The distinct set is the model's shipped paper-recipe set (SmolLM2's is the first 4 vectors of an L = 8 training, "
+                "Qwen's was trained at L = 4); the shared set was trained at L = 4 with the same recipe. "
                 "The machine does not matter here: these are counts, not timings.", "",
                 "| prompts | set | acceptance per position | accepted drafts per iteration | tokens per call |",
                 "|---|---|---|---|---|"]
