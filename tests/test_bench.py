@@ -77,6 +77,59 @@ def test_auto_groups_come_from_the_sets_acceptance_and_the_curve(tiny_model):
             spec, PROMPTS[0], 0)
 
 
+def test_auto_groups_are_kept_only_when_timed_faster_on_the_calibration_prompt(tiny_model, monkeypatch):
+    """With a calibration prompt, a predicted group set is timed against the two calls (once per method and L)
+    and kept only if measured GROUP_MARGIN faster; a prediction of the two calls is never timed."""
+    import pass_ref.experiments.bench as bench
+    from pass_ref.experiments.latency import GROUP_MARGIN, LatencyCurve
+
+    ns = list(range(1, 30))
+    flat = LatencyCurve(ns, [0.01] * len(ns), 8, 1, "cpu", "float64", "tiny")
+    steep = LatencyCurve(ns, [0.01 * n for n in ns], 8, 1, "cpu", "float64", "tiny")
+    la = random_lookahead(tiny_model, 4, 0)
+    la.metadata["heldout_greedy"] = {"acceptance": [0.6, 0.3, 0.1, 0.02]}
+    spec = RunSpec("pass-fused", 4, 0.0)
+    calls = []
+    for gain, curve, want in ((1.5, flat, (0, 1, 2, 3, 4)), (1 + GROUP_MARGIN / 2, flat, ()), (9.0, steep, ())):
+        def fake(model, method, lookahead, options, prompt, max_new_tokens, gain=gain):
+            assert max_new_tokens == 6  # the calibration never runs longer than the benchmark's runs
+            calls.append((method, tuple(options["groups"]), list(prompt)))
+            return gain
+        monkeypatch.setattr(bench, "confirm_groups", fake)
+        calls.clear()
+        runner = BenchRunner(tiny_model, max_new_tokens=6, trained={4: la}, options=bench_options(), latency=curve,
+                             calibration=PROMPTS[2])
+        records = [runner.run(spec, p, i) for i, p in enumerate(PROMPTS[:2])]
+        assert [tuple(r["groups"]) for r in records] == [want, want]
+        note = runner.group_choices[("pass-fused", 4)]
+        if curve is flat:  # predicted: every group; timed once, on the calibration prompt
+            assert calls == [("pass-fused", (0, 1, 2, 3, 4), PROMPTS[2])] and note["measured_gain"] == gain
+        else:  # predicted: the two calls, nothing to time
+            assert calls == [] and note["predicted"] == [] and "measured_gain" not in note
+
+
+def test_confirm_groups_is_the_median_ratio_of_interleaved_timed_runs(tiny_model, monkeypatch):
+    """confirm_groups on a fake clock: the two calls cost 1.0 s per run, the group set 0.8 s -> 1.25."""
+    import pass_ref.experiments.bench as bench
+
+    clock = [0.0]
+    seen = []
+
+    def fake_decode(model, drafter, ids, config):
+        seen.append(tuple(drafter.groups))
+        clock[0] += 1.0 if drafter.groups == () else 0.8
+
+    monkeypatch.setattr(bench, "decode", fake_decode)
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    la = random_lookahead(tiny_model, 4, 0)
+    gain = bench.confirm_groups(tiny_model, "pass-fused", la, {"num_lookahead": 4, "groups": (0, 1)}, PROMPTS[0], rounds=3)
+    assert gain == pytest.approx(1.25)
+    assert seen.count(()) == seen.count((0, 1)) == 4  # one untimed run of each, then 3 pairs
+    assert seen[2:4] == [(), (0, 1)] and seen[4:6] == [(0, 1), ()]  # interleaved, order rotating
+    with pytest.raises(ValueError, match="rounds"):
+        bench.confirm_groups(tiny_model, "pass-fused", la, {"num_lookahead": 4, "groups": (0, 1)}, PROMPTS[0], rounds=0)
+
+
 def test_plan_runs():
     specs = plan_runs(all_methods(), [0.0, 0.8], [2, 4], unk_lookaheads=[4])
     keys = [s.key for s in specs]

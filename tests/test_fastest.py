@@ -85,7 +85,8 @@ def test_tiny_end_to_end(monkeypatch, tmp_path):
     monkeypatch.setattr(pass_ref.trained, "load_lookahead", lambda domain, L, recipe, model: la)
     monkeypatch.setattr("pass_ref.experiments.data.humaneval_prompts", lambda n: ["def f(x):", "return x + 1", "class A:"][:n])
     result = fastest.fastest_decoding("tiny", methods=["ar", "hf", "hf-static", "pass", "pass-fused", "hybrid"], dtypes=["float32"],
-                                      recipes=["paper"], prompts=2, max_new_tokens=12, max_cache_len=48, out=tmp_path, progress=False)
+                                      recipes=["paper"], prompts=2, max_new_tokens=12, max_cache_len=48, out=tmp_path, progress=False,
+                                      calibration=[3, 1, 4, 1, 5, 9, 2, 6])
     rows = {r["row"]: r for r in result.rows}
     assert set(rows) == {"float32 eager/ar", "float32 eager/hf", "float32 eager/hf-static", "float32 eager/pass/paper",
                          "float32 eager/hybrid/paper", "float32 compiled/ar", "float32 compiled/pass/paper",
@@ -97,6 +98,9 @@ def test_tiny_end_to_end(monkeypatch, tmp_path):
     for setup in ("eager", "compiled"):  # auto groups: chosen on the setup's own probe, at most AUTO_GROUPS of them
         fused = rows[f"float32 {setup}/pass-fused/paper"]
         assert fused["same_as_setup_ar"] == 1.0 and len(fused["groups"]) <= fastest.AUTO_GROUPS
+        note = result.config["group_choices"][f"float32 {setup}/pass-fused/paper L=4"]
+        assert note["groups"] == fused["groups"]  # how they were chosen is recorded: timed only if predicted faster
+        assert ("measured_gain" in note) == bool(note["predicted"])
         assert result.config["static_sizes"] == [1, 5, 9, 13]
     tokens = {r["row"]: r["tokens"] for r in result.records if r["prompt_index"] == 0}
     assert tokens["float32 eager/hf"] == tokens["float32 eager/ar"] == tokens["float32 compiled/ar"]

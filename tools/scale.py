@@ -3,6 +3,7 @@
     make models-extra
     python tools/scale.py --recipe paper --steps 50
     python tools/scale.py --recipe default --steps 100 --distill-windows 384 --models Qwen2.5-Coder-0.5B-Instruct
+    python tools/scale.py --recipe paper --steps 1500 --eval-every 50 --patience 3 --models Qwen2.5-Coder-0.5B-Instruct
 
 Both models train L = 4 code look-ahead vectors with the same recipe and the same number
 of steps (the CPU budget of a 0.5B model here is the limit: its step time is measured and
@@ -14,6 +15,13 @@ the shipped default (the ablation's winner: self-distilled data, soft targets, d
 look-ahead), whose self-distillation minutes count in the budget. Writes
 results/ablation/scale.json (one block per recipe, with its command); the vectors go to
 results/ablation/scale_vectors/<model>-<recipe>/ (committed: Table 2 uses the Qwen ones).
+
+``--eval-every N`` trains until the held-out loss stops improving: every N steps the loss on
+32 validation windows (held-out windows the final evaluation does not use) is measured,
+training stops after ``--patience`` validations without a new best and keeps the best
+vectors; ``--steps`` is then a maximum (and sets the warm-up and cosine schedule). The
+validation curve, best step and stop step go into the vectors' metadata and history.json.
+A checkpoint (``state.pt`` beside the vectors, every 25 steps) lets an interrupted run resume.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--distill-windows", type=int, default=512, help="self-distilled windows (--recipe default)")
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--eval-every", type=int, default=0, help="validate every N steps and stop when the loss stops improving")
+    parser.add_argument("--patience", type=int, default=3, help="validations without a new best before stopping")
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate the vectors a previous run saved (no training)")
     parser.add_argument("--out", default=str(ROOT / "results" / "ablation" / "scale.json"))
     args = parser.parse_args(argv)
@@ -59,7 +69,8 @@ def main(argv=None) -> int:
         else:
             make = TrainConfig
         config = make(num_lookahead=4, steps=args.steps, warmup=max(1, args.steps // 5),
-                      distill_windows=args.distill_windows, checkpoint_every=10**6)
+                      distill_windows=args.distill_windows, checkpoint_every=25 if args.eval_every else 10**6,
+                      eval_every=args.eval_every, patience=args.patience)
         tick = time.perf_counter()
         model, tokenizer = load_model(MODELS[name], dtype=torch.bfloat16)
         load_s = time.perf_counter() - tick
@@ -67,17 +78,33 @@ def main(argv=None) -> int:
         print(f"== {name}: {params / 1e6:.0f} M parameters, loaded in {load_s:.0f} s; {asdict(config)}", flush=True)
         windows = tokenize_windows(tokenizer, load_corpus("code", "train"), config.seq_len)
         vectors = ROOT / "results" / "ablation" / "scale_vectors" / f"{name}-{args.recipe}"
+        heldout_all = tokenize_windows(tokenizer, load_corpus("code", "heldout"), config.seq_len, max_windows=64)
+        heldout, validation = heldout_all[:32], heldout_all[32:]  # final evaluation / early stopping
         if args.evaluate_only:
             la = LookaheadEmbeddings.from_pretrained(vectors, model=model)
             minutes, final_loss = la.metadata.get("train_minutes"), la.metadata.get("final_train_loss")
         else:
             tick = time.perf_counter()
-            la, history = train_lookahead(model, tokenizer, windows, config)
+            state = vectors.parent / f"{vectors.name}.state.pt" if args.eval_every else None
+            if state is not None:
+                state.parent.mkdir(parents=True, exist_ok=True)
+            la, history = train_lookahead(model, tokenizer, windows, config, checkpoint=state,
+                                          validation=validation if args.eval_every else None)
             minutes, final_loss = (time.perf_counter() - tick) / 60, history.loss[-1]
             la.metadata["train_minutes"] = round(minutes, 2)
+            if args.eval_every:
+                stopped = history.stopped_at is not None
+                la.metadata.update(converged=stopped, trained_steps=len(history.loss), best_step=history.best_step,
+                                   stopped_at=history.stopped_at, validation=history.validation)
+                la.metadata["train_note"] = (
+                    f"trained until the held-out loss stopped improving: best at step {history.best_step}, "
+                    f"stopped at {history.stopped_at} ({args.patience} validations of 32 windows without a new best)"
+                    if stopped else f"{len(history.loss)} steps (the maximum) without the held-out loss stopping improving")
             la.save_pretrained(vectors, overwrite=True)
+            (vectors / "history.json").write_text(json.dumps(asdict(history)) + "\n")
+            if state is not None:
+                state.unlink(missing_ok=True)
         prompts = heldout_prompts(tokenizer, "code", 10, seed=0)
-        heldout = tokenize_windows(tokenizer, load_corpus("code", "heldout"), config.seq_len, max_windows=32)
         loss, acc = evaluate_loss(model, la, heldout)
         row = {
             "parameters": params,
@@ -88,6 +115,7 @@ def main(argv=None) -> int:
             "heldout_loss": round(loss, 4),
             "heldout_top1_accuracy": [round(a, 4) for a in acc],
             "final_train_loss": round(final_loss, 4),
+            **({k: la.metadata.get(k) for k in ("best_step", "stopped_at", "trained_steps")} if args.eval_every else {}),
         }
         for label, kwargs in (("greedy", {}), ("T0.8", dict(temperature=0.8, top_k=10))):
             r = measure_acceptance(model, la, prompts, max_new_tokens=64, seed=0, **kwargs)

@@ -45,6 +45,7 @@ from ..lookahead import LookaheadEmbeddings
 from ..loop import decode
 from ..methods import METHODS as TABLE
 from ..methods import make_drafter
+from .latency import GROUP_MARGIN
 from .timing import synchronize, timed
 
 REFERENCE = {"hf": "HF generate", "hf-static": "HF generate, static cache compiled",
@@ -188,7 +189,11 @@ class BenchRunner:
     options per method name (e.g. ``{"pass-fused": {"groups": (0, 1)}}``); a method gets
     only the options its table entry takes, plus ``num_lookahead`` from the spec.
     ``groups="auto"`` is resolved per set with ``latency.best_groups`` from the set's
-    measured acceptance and ``latency`` (this machine's t(n)); each record keeps the groups used.
+    measured acceptance and ``latency`` (this machine's t(n)); with a ``calibration`` prompt
+    (one that is not benchmarked), a group set predicted to beat the paper's two calls is
+    then timed against them on it and kept only if it is measured ``GROUP_MARGIN`` faster
+    (``confirm_groups``): a prediction alone can pick a set that loses. Each record keeps the
+    groups used; ``group_choices`` says how each was chosen.
     """
 
     def __init__(
@@ -202,9 +207,14 @@ class BenchRunner:
         seed: int = 0,
         static_cache_len: int = 1024,
         latency=None,
+        calibration: Sequence[int] | None = None,
+        calibration_tokens: int | None = None,
     ) -> None:
         self.model = model
         self.latency = latency  # LatencyCurve for groups="auto"
+        self.calibration = calibration  # a prompt, not a benchmarked one, on which "auto" groups are timed
+        self.calibration_tokens = min(CALIBRATION_TOKENS, max_new_tokens) if calibration_tokens is None else calibration_tokens
+        self.group_choices: dict[tuple[str, int], dict] = {}  # (method, L) -> how groups="auto" chose
         self.static_cache_len = static_cache_len  # one length for every prompt: hf-static compiles once
         self.max_new_tokens = max_new_tokens
         self.top_k = top_k
@@ -259,22 +269,33 @@ class BenchRunner:
                 raise ValueError(f"no look-ahead embeddings for {spec.method} with L = {spec.L}")
             lookahead = self.trained[spec.L]
         if isinstance(options.get("groups"), str):
-            options["groups"] = self.auto_groups(options["groups"], lookahead, spec.L)
+            options["groups"] = self.auto_groups(options["groups"], spec.method, lookahead, spec.L, options)
         return lookahead, options
 
-    def auto_groups(self, value: str, lookahead, L: int) -> tuple[int, ...]:
-        """``groups="auto"``: the set's best group set on this runner's latency curve."""
+    def auto_groups(self, value: str, method: str, lookahead, L: int, options: dict) -> tuple[int, ...]:
+        """``groups="auto"``: the set's best group set on this runner's latency curve, confirmed by
+        timing on the calibration prompt when there is one; chosen once per (method, L)."""
         from .latency import best_groups
 
         if value != "auto":
             raise ValueError(f"groups must be a list of ints, None or 'auto', got {value!r}")
+        if (method, L) in self.group_choices:
+            return self.group_choices[(method, L)]["groups"]
         if self.latency is None:
             raise ValueError("groups='auto' needs the machine's t(n): give BenchRunner a latency curve")
         acceptance = lookahead.measured_acceptance(L)
         if acceptance is None:
             raise ValueError("groups='auto' needs the set's measured acceptance (metadata 'heldout_greedy'); "
                              "pass explicit groups for a set that was never evaluated")
-        return best_groups(self.latency, acceptance).groups
+        choice = best_groups(self.latency, acceptance)
+        note = {"predicted": list(choice.groups), "predicted_speedup": round(choice.predicted, 4),
+                "two_call_predicted": round(choice.two_call, 4), "groups": choice.groups}
+        if choice.groups and self.calibration is not None:
+            measured = confirm_groups(self.model, method, lookahead, {**options, "groups": choice.groups}, self.calibration,
+                                      max_new_tokens=self.calibration_tokens)
+            note.update(measured_gain=round(measured, 4), groups=choice.groups if measured >= 1 + GROUP_MARGIN else ())
+        self.group_choices[(method, L)] = note
+        return note["groups"]
 
     def run(self, spec: RunSpec, prompt: Sequence[int], prompt_index: int) -> dict:
         device = self.model.get_input_embeddings().weight.device
@@ -317,6 +338,42 @@ class BenchRunner:
             "tokens": tokens,
             **extra,
         }
+
+
+CALIBRATION_TOKENS = 48  # greedy tokens per timed calibration run
+CALIBRATION_ROUNDS = 3  # interleaved pairs (two calls, candidate); the median ratio decides
+
+
+def confirm_groups(model, method: str, lookahead, options: dict, prompt: Sequence[int], *,
+                   max_new_tokens: int = CALIBRATION_TOKENS, rounds: int = CALIBRATION_ROUNDS) -> float:
+    """Measured speed of ``method`` with ``options`` (its ``groups`` among them) over the same method
+    with ``groups=()`` (the paper's two calls): the median over ``rounds`` interleaved pairs of
+    greedy runs on ``prompt`` of t(two calls) / t(groups), after one untimed run of each.
+    Above 1: the group set is faster on this machine.
+    """
+    groups = tuple(options["groups"])
+    if rounds < 1:
+        raise ValueError("rounds must be >= 1")
+    device = input_device(model)
+    ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)  # (1, T)
+    config = DecodingConfig.from_options(model, max_new_tokens=max_new_tokens, temperature=0.0)
+
+    def seconds(candidate) -> float:
+        drafter = make_drafter(method, model, lookahead, **{**options, "groups": candidate})
+        synchronize(device)
+        began = time.perf_counter()
+        decode(model, drafter, ids, config)
+        synchronize(device)
+        return time.perf_counter() - began
+
+    seconds(()), seconds(groups)  # warm-up: caches, allocator, first use of each call size
+    ratios = []
+    for turn in range(rounds):
+        pair = {}
+        for candidate in rotated([(), groups], turn):
+            pair[candidate] = seconds(candidate)
+        ratios.append(pair[()] / pair[groups])
+    return statistics.median(ratios)
 
 
 def rotated(items: Sequence, turn: int) -> list:

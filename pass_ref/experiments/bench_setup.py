@@ -92,7 +92,9 @@ def benchmark(
     ``methods``: names from the method table and the reference runs (None: all of them).
     ``options``: keyword options per method, on top of those the flags above give.
     ``groups="auto"``: one-call PaSS's groups chosen per set from its measured acceptance
-    and the t(n) measured here (``latency.best_groups``; needs ``latency=True``).
+    and the t(n) measured here (``latency.best_groups``; needs ``latency=True``), kept only
+    if also timed faster than the two calls on a held-out prompt of the task's domain
+    (``bench.confirm_groups``; the config's ``group_choices`` says how each was chosen).
     """
     from ..models import truncated_draft_model
     from .doctor import machine_features
@@ -111,7 +113,14 @@ def benchmark(
     prompt_ids = task_prompts(tokenizer, task, prompts, seed=seed)
     if trained is None and any(m.needs_lookahead for m in ours):
         trained = trained_lookaheads(model, task, lookaheads, recipe=recipe)
-    runner = BenchRunner(model, max_new_tokens=max_new_tokens, top_k=top_k, trained=trained, options=options, seed=seed)
+    calibration = None
+    if groups == "auto":  # a prompt that is never benchmarked: a predicted group set is timed on it
+        from ..training.corpora import heldout_prompts
+
+        domain = "text" if task == "text" else "code"
+        calibration = heldout_prompts(tokenizer, domain, prompts + 1, seed=seed)[-1].tolist()  # after the benchmarked ones
+    runner = BenchRunner(model, max_new_tokens=max_new_tokens, top_k=top_k, trained=trained, options=options, seed=seed,
+                         calibration=calibration)
     records_path = None
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -158,6 +167,8 @@ def benchmark(
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "machine": machine_features(str(model.get_input_embeddings().weight.device)),
+            "group_choices": {f"{m} L={L}": {k: list(v) if isinstance(v, tuple) else v for k, v in note.items()}
+                              for (m, L), note in runner.group_choices.items()},
         }
         write_results(out, config, rows, completed=completed, latency=curve)
         from .bench_figures import save_figures

@@ -75,6 +75,8 @@ def results_dir(model_name, machine: dict) -> Path:
 
 
 AUTO_GROUPS = 2  # groups="auto" chooses among sets of at most this many groups (each call size is compiled)
+CHOICE_REPEATS = 9  # timings per call size in the probe groups="auto" chooses from (3 picked sets that lost)
+CALIBRATION_SEED = 7  # the held-out prompt groups="auto" confirms a choice on
 
 
 def static_sizes(methods: Sequence[str], L: int, groups, lookup_tokens: int = 8,
@@ -232,13 +234,13 @@ class _Setup:
     curve: object = None  # LatencyCurve built from ``samples`` after the runs
     rounds: dict = field(default_factory=dict)  # prompt index -> the LatencyCurve probed just before that prompt's round
 
-    def quick_curve(self, ns: Sequence[int], context: int):
-        """A short t(n) probe (3 timings per n; the static path's own sizes when compiled), kept out of the latency model."""
+    def quick_curve(self, ns: Sequence[int], context: int, repeats: int = 3):
+        """A short t(n) probe (``repeats`` timings per n; the static path's own sizes when compiled)."""
         from .latency import measure_forward_latency, measure_static_latency
 
         if getattr(self.model, "pass_ref_static", None) is not None:
-            return measure_static_latency(self.model, context=context, repeats=3, warmup=1)
-        return measure_forward_latency(self.model, ns, context=context, repeats=3, warmup=1)
+            return measure_static_latency(self.model, context=context, repeats=repeats, warmup=1)
+        return measure_forward_latency(self.model, ns, context=context, repeats=repeats, warmup=1)
 
     def probe(self, prompt: list[int], prompt_index: int, ns: Sequence[int], context: int) -> None:
         """t(n) and this prompt's prefill, just before the prompt's round: what its runs are predicted from.
@@ -291,6 +293,7 @@ def fastest_decoding(
     prompts: int = 4,
     max_new_tokens: int = 64,
     max_cache_len: int = 1024,
+    calibration: Sequence[int] | str | None = "heldout",
     out: str | Path | None = None,
     command: str = "",
     progress: bool = True,
@@ -302,13 +305,19 @@ def fastest_decoding(
     so the loop's cost beyond its forward passes shows as measured / predicted.
     ``groups="auto"``: one-call PaSS's groups chosen per setup and set from the set's
     measured acceptance and a t(n) probe of the setup taken before the runs
-    (``latency.best_groups``, at most ``AUTO_GROUPS`` groups); the summary names them.
+    (``latency.best_groups``, at most ``AUTO_GROUPS`` groups, ``CHOICE_REPEATS`` timings per
+    size); a set predicted to beat the two calls is kept only if it is also timed faster on a
+    held-out calibration prompt of ``domain`` (``bench.confirm_groups``). The summary names
+    the groups; ``config["group_choices"]`` says how each was chosen. ``calibration``: that
+    prompt's token ids, ``"heldout"`` (a held-out ``domain`` prompt, the default) or None (the
+    prediction alone decides).
     With ``out``: ``results.json`` (config, summary, compile times, machine), ``summary.md``
     and ``records.jsonl`` (one run per line, written as they come).
     """
     from ..models import load_model
     from ..static import static_model
     from ..trained import load_lookahead
+    from ..training.corpora import heldout_prompts
     from .bench_setup import task_prompts
     from .doctor import machine_features
 
@@ -320,6 +329,8 @@ def fastest_decoding(
     for dtype in dtypes:
         model, tokenizer = load_model(name_or_path, dtype=DTYPES[dtype])
         prompt_ids = prompt_ids or task_prompts(tokenizer, "humaneval", prompts)
+        if calibration == "heldout":  # a prompt that is never benchmarked
+            calibration = heldout_prompts(tokenizer, domain, 1, seed=CALIBRATION_SEED)[0].tolist()
         if max(map(len, prompt_ids)) + max_new_tokens + sizes[-1] > max_cache_len:
             raise ValueError(f"the longest prompt + max_new_tokens + {sizes[-1]} positions exceed max_cache_len {max_cache_len}")
         sets = {r: {L: load_lookahead(domain, L, recipe=r, model=model)} for r in recipes}
@@ -330,11 +341,12 @@ def fastest_decoding(
             compile_seconds[f"{dtype} compiled"] = time.perf_counter() - began
             setups[f"{dtype} compiled"] = _Setup(f"{dtype} compiled", fast)
         context = sorted(map(len, prompt_ids))[len(prompt_ids) // 2] + max_new_tokens // 2  # a typical cache mid-run
-        choose = {name: setups[name].quick_curve(sorted({1, *sizes}), context)  # the curves groups="auto" chooses from
+        choose = {name: setups[name].quick_curve(sorted({1, *sizes}), context, CHOICE_REPEATS)  # groups="auto" chooses from these
                   for name in (f"{dtype} eager", f"{dtype} compiled") if name in setups}
         for row in [r for r in plan if r.dtype == dtype]:
             runner = BenchRunner(setups[row.setup].model, max_new_tokens=max_new_tokens, top_k=None, trained=sets.get(row.recipe),
-                                 options=options, static_cache_len=max_cache_len, latency=choose[row.setup])
+                                 options=options, static_cache_len=max_cache_len, latency=choose[row.setup],
+                                 calibration=calibration)
             spec = RunSpec(row.method, L if (row.method in TABLE and TABLE[row.method].size == "num_lookahead") else None, 0.0)
             jobs.append((row, runner, spec))
     # Warm-up: every job once on a short run, so that no compilation is timed (hf-static compiles here).
@@ -359,6 +371,8 @@ def fastest_decoding(
         "domain": domain, "prompts": len(prompt_ids), "max_new_tokens": max_new_tokens, "max_cache_len": max_cache_len,
         "static_sizes": list(sizes), "compile_seconds": {k: round(v, 1) for k, v in compile_seconds.items()},
         "latency_context": context, "curves": {name: s.curve.to_dict() for name, s in setups.items()},
+        "group_choices": {f"{row.key} L={key[1]}": {k: list(v) if isinstance(v, tuple) else v for k, v in note.items()}
+                          for row, runner, _ in jobs for key, note in runner.group_choices.items()},
         "minutes": round((time.perf_counter() - start) / 60, 2), "machine": machine_features("cpu"),
     }
     if out is not None:

@@ -13,8 +13,10 @@ def shared_section(results: Path) -> list[str]:
         r = json.loads(path.read_text(encoding="utf-8"))
         out += [f"**{r['model']}**, L = {r['L']}, greedy two-call PaSS, {r['prompts_per_set']} prompts per set x "
                 f"{r['new_tokens']} tokens (`{r['command']}`; shared set trained by `{r['shared_recipe']}`). "
-                "The distinct set is the model's shipped paper-recipe set (SmolLM2's is the first 4 vectors of an L = 8 training, "
-                "Qwen's was trained at L = 4); the shared set was trained at L = 4 with the same recipe. "
+                + (f"The distinct set is `{r['distinct_set']}`" if r.get("distinct_set", "shipped paper set") != "shipped paper set"
+                   else "The distinct set is the model's shipped paper-recipe set (SmolLM2's is the first 4 vectors of an L = 8 training)")
+                + (f" ({r['distinct_steps']} steps)" if r.get("distinct_steps") else "")
+                + "; the shared set was trained at L = 4 with the same recipe and `--shared`. "
                 "The machine does not matter here: these are counts, not timings.", "",
                 "| prompts | set | acceptance per position | accepted drafts per iteration | tokens per call |",
                 "|---|---|---|---|---|"]
@@ -31,8 +33,10 @@ def vllm_section(results: Path, machine) -> list[str]:
     out = []
     for path in sorted((results / "serving").glob("vllm_bench*.json")):
         r = json.loads(path.read_text(encoding="utf-8"))
+        batch = r.get("batch", r["prompts"])
         out += [f"**{r['model']}**, {r['dtype']}, K = {r['k']}, {r['prompts']} HumanEval prompts x {r['max_tokens']} tokens "
-                f"in one batch, greedy; vLLM {r['vllm']}; {machine(r)}; `{r['command']}`. Each route starts its own engine "
+                + ("in one batch" if batch >= r["prompts"] else f"in batches of {batch}, one after another")
+                + f", greedy; vLLM {r['vllm']}; {machine(r)}; `{r['command']}`. Each route starts its own engine "
                 "(startup not timed); median of the rounds.", "",
                 "| route | tokens/s | × vLLM plain | mean acceptance length | acceptance per position | same tokens as plain |",
                 "|---|---|---|---|---|---|"]
