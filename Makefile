@@ -12,6 +12,8 @@ VLLM_PY    := $(VLLM_VENV)/bin/python
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_ASSETS := runs/vllm
 SHARED_SET := results/serving/sets/smollm2-shared-code-L4
+QWEN_SHARED_SET := results/serving/sets/qwen0.5b-shared-code-L4
+QWEN := qwen2.5-coder-0.5b-instruct
 
 .PHONY: vllm vllm-assets test-vllm bench-vllm lint structure doctor fastest fastest-qwen bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
 
@@ -69,6 +71,11 @@ vllm-assets: $(STAMP)
 	test -f $(VLLM_ASSETS)/smollm2-135m-instruct/config.json || $(PY) -m pass_ref export-hf $(VLLM_ASSETS)/smollm2-135m-instruct
 	test -f $(VLLM_ASSETS)/draft-smollm2-shared-code-L4/config.json || \
 		$(PY) -m pass_ref export-vllm $(SHARED_SET) $(VLLM_ASSETS)/draft-smollm2-shared-code-L4
+	@if $(PY) -c "from pass_ref.assets import extra_model_path; extra_model_path('$(QWEN)')" 2>/dev/null; then \
+		test -f $(VLLM_ASSETS)/$(QWEN)/config.json || $(PY) -m pass_ref --model $(QWEN) export-hf $(VLLM_ASSETS)/$(QWEN); \
+		test -f $(VLLM_ASSETS)/draft-qwen0.5b-shared-code-L4/config.json || \
+			$(PY) -m pass_ref --model $(QWEN) export-vllm $(QWEN_SHARED_SET) $(VLLM_ASSETS)/draft-qwen0.5b-shared-code-L4; \
+	else echo "vllm-assets: $(QWEN) is not installed (make models-extra), so its vLLM folders (2 x 2.4 GB) are not written"; fi
 
 test-vllm: vllm vllm-assets
 	$(VLLM_PY) -m pytest -v -p no:cacheprovider tests/engine_vllm

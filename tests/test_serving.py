@@ -24,8 +24,10 @@ class TinyTokenizer:
     def __len__(self):
         return self.size
 
+    padded_from = None  # ids from here on are "[PAD<id>]" placeholders (a GGUF conversion's padded vocabulary)
+
     def convert_ids_to_tokens(self, i):
-        return f"<s{i}>"
+        return f"[PAD{i}]" if self.padded_from is not None and i >= self.padded_from else f"<s{i}>"
 
     def save_pretrained(self, out):
         (out / "vocab.json").write_text(json.dumps({f"t{i}": i for i in range(self.size)}))
@@ -45,6 +47,12 @@ def test_spare_row_prefers_unused_rows_then_a_special_token(tiny):
     assert row == 3 and "gave up the added token" in reason  # not BOS (1), EOS (2) or UNK (0)
     with pytest.raises(ValueError, match="no unused embedding row"):
         spare_row(tiny, TinyTokenizer(32, special=(0, 1, 2)))
+    padded = TinyTokenizer(32)
+    padded.padded_from = 29  # tokens 29..31 are placeholders: the first of them is free
+    row, reason = spare_row(tiny, padded)
+    assert row == 29 and "3 padding rows" in reason
+    padded.padded_from = 32  # none: back to giving up an added token
+    assert spare_row(tiny, padded)[0] == 3
 
 
 def test_export_puts_the_shared_vector_in_one_row_and_nothing_else_changes(tiny, tmp_path):

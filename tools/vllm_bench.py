@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=None, help="prompts per generate call (default: all in one batch)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     from pass_ref.experiments.doctor import machine_features
@@ -47,7 +48,8 @@ def main(argv=None) -> int:
                 out = Path(tmp) / f"{route}-{r}.json"
                 subprocess.run([sys.executable, "-m", "pass_ref.serving.engine", route, str(base), "--draft", str(draft),
                                 "--lookahead", str(distinct), "--k", str(args.k), "--prompts", str(args.prompts),
-                                "--max-tokens", str(args.max_tokens), "--dtype", args.dtype, "--out", str(out)],
+                                "--max-tokens", str(args.max_tokens), "--dtype", args.dtype, "--out", str(out),
+                                *(["--batch", str(args.batch)] if args.batch else [])],
                                check=True, cwd=ROOT)
                 runs[route].append(json.loads(out.read_text()))
     plain = statistics.median(r["tokens_per_s"] for r in runs["plain"])
@@ -65,7 +67,8 @@ def main(argv=None) -> int:
         "command": "python tools/vllm_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "model": args.model, "base": str(base.relative_to(ROOT)) if base.is_relative_to(ROOT) else str(base),
         "distinct_set": str(distinct.relative_to(ROOT)), "dtype": args.dtype, "k": args.k, "prompts": args.prompts,
-        "max_tokens": args.max_tokens, "rounds": args.rounds, "machine": machine_features(), "rows": rows,
+        "max_tokens": args.max_tokens, "rounds": args.rounds, "batch": args.batch or args.prompts,
+        "machine": machine_features(), "rows": rows,
         "vllm": __import__("vllm").__version__,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -117,11 +117,19 @@ def spec_counters(llm) -> SpecCounters:
 
 
 def run_route(route: str, base_dir, prompts: list[str], *, max_tokens: int, temperature: float = 0.0, seed: int = 0,
-              k: int = 4, draft_dir=None, lookahead_dir=None, dtype: str = "float32") -> dict:
-    """Start vLLM with one route, generate for every prompt in one batch, return tokens, timings and counters."""
+              k: int = 4, draft_dir=None, lookahead_dir=None, dtype: str = "float32", batch: int | None = None) -> dict:
+    """Start vLLM with one route, generate for the prompts, return tokens, timings and counters.
+
+    ``batch``: prompts per ``generate`` call, the calls made one after another (None: all in one
+    batch). A batch of one is a single user's latency; a large batch is a server's throughput.
+    """
     import time
 
     from vllm import SamplingParams
+
+    if batch is not None and batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    size = len(prompts) if batch is None else batch
 
     tick = time.perf_counter()
     llm = make_llm(route, base_dir, k=k, draft_dir=draft_dir, lookahead_dir=lookahead_dir, dtype=dtype, seed=seed)
@@ -130,14 +138,14 @@ def run_route(route: str, base_dir, prompts: list[str], *, max_tokens: int, temp
     llm.generate(prompts[:1], SamplingParams(temperature=0.0, max_tokens=4))  # warm-up, not counted
     before = spec_counters(llm)
     tick = time.perf_counter()
-    outputs = llm.generate(prompts, params, use_tqdm=False)
+    outputs = [o for i in range(0, len(prompts), size) for o in llm.generate(prompts[i : i + size], params, use_tqdm=False)]
     seconds = time.perf_counter() - tick
     after = spec_counters(llm)
     counters = SpecCounters(after.drafts - before.drafts, after.draft_tokens - before.draft_tokens, after.accepted - before.accepted,
                             [a - b for a, b in zip(after.accepted_per_position, before.accepted_per_position + [0] * k)])
     tokens = [list(o.outputs[0].token_ids) for o in outputs]
     return {
-        "route": route, "k": k, "dtype": dtype, "temperature": temperature, "seed": seed, "startup_s": round(startup, 1),
+        "route": route, "k": k, "dtype": dtype, "temperature": temperature, "seed": seed, "batch": size, "startup_s": round(startup, 1),
         "generate_s": seconds, "new_tokens": sum(len(t) for t in tokens), "tokens_per_s": sum(len(t) for t in tokens) / seconds,
         "tokens": tokens, "drafts": counters.drafts, "accepted": counters.accepted,
         "acceptance_per_position": counters.acceptance_per_position, "mean_acceptance_length": counters.mean_acceptance_length,
@@ -162,13 +170,14 @@ def main(argv=None) -> int:
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--batch", type=int, default=None, help="prompts per generate call (default: all in one batch)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     from ..experiments.data import humaneval_prompts
 
     result = run_route(args.route, args.base, humaneval_prompts(args.prompts), max_tokens=args.max_tokens,
                        temperature=args.temperature, seed=args.seed, k=args.k, draft_dir=args.draft,
-                       lookahead_dir=args.lookahead, dtype=args.dtype)
+                       lookahead_dir=args.lookahead, dtype=args.dtype, batch=args.batch)
     Path(args.out).write_text(json.dumps(result) + "\n")
     print(f"{args.route}: {result['tokens_per_s']:.1f} tokens/s, mean acceptance length {result['mean_acceptance_length']:.2f}")
     return 0

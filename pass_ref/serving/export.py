@@ -8,7 +8,8 @@ vector is the same and sits in that id's embedding row. ``export_vllm`` writes s
 a copy of the base model whose row ``pard_token`` holds the shared vector.
 
 Which row. A model whose embedding has rows beyond its tokenizer (Qwen2.5 pads 151,665 tokens
-to 151,936 rows) gives up the first unused row: no text can ever produce it. A model with none
+to 151,936 rows) gives up the first unused row: no text can ever produce it. A GGUF conversion
+lists those rows as placeholder tokens ``[PAD151665]``..``[PAD151935]``; they count as unused. A model with none
 (SmolLM2: 49,152 tokens, 49,152 rows) gives up its least useful special token, the last
 added token that is not its BOS, EOS, PAD or UNK token (SmolLM2: ``<empty_output>``, id 16); the draft then reads the shared
 vector wherever that token occurs in a context (worse drafts there, never a wrong output, as
@@ -53,11 +54,24 @@ def write_hf_folder(model, tokenizer, out_dir, *, dtype: torch.dtype | None = No
     return out
 
 
+def padding_rows(tokenizer, rows: int) -> list[int]:
+    """The rows at the end of the vocabulary that only hold placeholder tokens named ``[PAD<id>]``
+    (how a GGUF conversion lists a padded embedding, e.g. Qwen2.5's 151,936 rows for 151,665 tokens)."""
+    first = rows
+    while first > 0 and tokenizer.convert_ids_to_tokens(first - 1) == f"[PAD{first - 1}]":
+        first -= 1
+    return list(range(first, rows))
+
+
 def spare_row(model, tokenizer) -> tuple[int, str]:
     """The embedding row a shared look-ahead vector can take, and why that one (module docstring)."""
     rows = model.get_input_embeddings().weight.shape[0]
     if rows > len(tokenizer):
         return len(tokenizer), f"the first of {rows - len(tokenizer)} embedding rows no token uses"
+    padding = padding_rows(tokenizer, rows)
+    if padding:
+        return padding[0], (f"the first of {len(padding)} padding rows at the end of the vocabulary "
+                            f"({tokenizer.convert_ids_to_tokens(padding[0])!r}..): placeholders no text tokenizes to")
     keep = {tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id}
     added = sorted(getattr(tokenizer, "added_tokens_decoder", {}) or {})  # tokens added to the base vocabulary
     candidates = [i for i in added if i not in keep and 0 <= i < rows]

@@ -40,7 +40,7 @@ def run(route, name, tmp_path_factory, **options):
 @pytest.fixture(scope="module", params=["smollm2", "qwen0.5b"])
 def model(request):
     if not present(request.param):
-        pytest.skip(f"{request.param}: its folders are absent (make vllm-assets writes SmolLM2's; no shared Qwen set is shipped yet)")
+        pytest.skip(f"{request.param}: its folders are absent (make vllm-assets writes SmolLM2's; Qwen's need make models-extra first)")
     return request.param
 
 
