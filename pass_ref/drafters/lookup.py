@@ -53,7 +53,8 @@ class PromptLookupDrafter(Drafter):
         if not copied:
             return state.no_draft()
         tokens = torch.tensor(copied, dtype=torch.long, device=state.target.device)  # (K,)
-        probs = torch.nn.functional.one_hot(tokens, vocab_size(state.target.model)).float()  # (K, V): a copy is certain
+        probs = torch.zeros(len(copied), vocab_size(state.target.model), device=tokens.device)  # (K, V): a copy is certain
+        probs.scatter_(1, tokens[:, None], 1.0)
         return Draft(tokens=tokens, probs=probs)
 
 
