@@ -13,7 +13,6 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_ASSETS := runs/vllm
 SHARED_SET := results/serving/sets/smollm2-shared-code-L4
 QWEN_SHARED_SET := results/serving/sets/qwen0.5b-shared-code-L4
-QWEN := qwen2.5-coder-0.5b-instruct
 
 .PHONY: vllm vllm-assets test-vllm bench-vllm lint structure doctor fastest fastest-qwen bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
 

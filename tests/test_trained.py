@@ -106,8 +106,19 @@ def test_the_qwen_sets_are_shipped_with_their_recipe_and_steps(recipe):
     la = pass_ref.LookaheadEmbeddings.from_pretrained(trained_path("code", 4, recipe, QWEN))
     m = la.metadata
     assert la.num_lookahead == 4 and la.hidden_size == 896 and la.base_model["model_type"] == "qwen2"
-    assert m["trained"] and m["trained_steps"] == m["recipe"]["steps"] > 0 and m["converged"] is False
+    assert m["trained"] and m["trained_steps"] > 0 and m["heldout_greedy"]["acceptance"]
     assert la.deep == (recipe == "extended")
+    if recipe == "paper":  # trained until its held-out loss stopped improving (or the step limit), the best vectors kept
+        assert m["recipe"]["eval_every"] > 0 and m["validation"]
+        best_step, best_loss = min(m["validation"], key=lambda v: v[1])
+        assert m["best_step"] == best_step and best_step % m["recipe"]["eval_every"] == 0
+        if m["converged"]:
+            assert m["stopped_at"] == m["trained_steps"] <= m["recipe"]["steps"]
+            assert m["stopped_at"] - best_step >= m["recipe"]["patience"] * m["recipe"]["eval_every"]
+        else:
+            assert m["stopped_at"] is None and m["trained_steps"] == m["recipe"]["steps"]
+    else:  # a fixed number of steps
+        assert m["trained_steps"] == m["recipe"]["steps"] and m["converged"] is False
 
 
 def test_a_model_is_matched_to_its_own_sets_by_name(tiny_model, monkeypatch):

@@ -22,6 +22,11 @@ training stops after ``--patience`` validations without a new best and keeps the
 vectors; ``--steps`` is then a maximum (and sets the warm-up and cosine schedule). The
 validation curve, best step and stop step go into the vectors' metadata and history.json.
 A checkpoint (``state.pt`` beside the vectors, every 25 steps) lets an interrupted run resume.
+
+``--ship`` then copies a model's vectors into ``pass_ref/trained/models/<model>/<recipe>/code-L4`` (what
+``load_lookahead("code", 4, recipe=..., model=...)`` returns) with the held-out figures in their metadata;
+``--ship-only`` does that from a finished run's vectors and its row in scale.json, without training or evaluating.
+SmolLM2's shipped sets come from ``make train`` instead.
 """
 
 from __future__ import annotations
@@ -53,16 +58,24 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--eval-every", type=int, default=0, help="validate every N steps and stop when the loss stops improving")
     parser.add_argument("--patience", type=int, default=3, help="validations without a new best before stopping")
+    parser.add_argument("--ship", action="store_true", help="ship the vectors into pass_ref/trained/models/ (not SmolLM2)")
+    parser.add_argument("--ship-only", action="store_true", help="ship a finished run's vectors and scale.json row, nothing else")
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate the vectors a previous run saved (no training)")
     parser.add_argument("--out", default=str(ROOT / "results" / "ablation" / "scale.json"))
     args = parser.parse_args(argv)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"recipes": {}}
     block = results["recipes"].setdefault(args.recipe, {"rows": {}})
+    stored_command = block.get("command")  # the run --ship-only ships
     block["command"] = "python tools/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
     for name in args.models.split(","):
         if name not in MODELS:
             raise SystemExit(f"unknown model {name!r}; choose from {list(MODELS)}")
+        if (args.ship or args.ship_only) and MODELS[name] is None:
+            raise SystemExit(f"{name}'s shipped sets come from `make train`, not from this script")
+        if args.ship_only:
+            ship(name, args.recipe, block["rows"][name], stored_command)
+            continue
         if args.recipe == "paper":  # the paper's settings with the shipped sets' departures (recipes.deviations names them)
             def make(**kw):
                 return TrainConfig.paper(init="mean", insertion="sequence", blocks_per_sequence=16, **kw)
@@ -107,6 +120,7 @@ def main(argv=None) -> int:
         prompts = heldout_prompts(tokenizer, "code", 10, seed=0)
         loss, acc = evaluate_loss(model, la, heldout)
         row = {
+            "command": block["command"],
             "parameters": params,
             "lookahead_parameters": la.num_parameters,
             "recipe": asdict(config),
@@ -125,7 +139,30 @@ def main(argv=None) -> int:
         out.write_text(json.dumps(results, indent=1))
         print(f"   {minutes or float('nan'):.1f} min; greedy {row['greedy']}; T=0.8 {row['T0.8']}", flush=True)
         del model
+        if args.ship:
+            ship(name, args.recipe, row, block["command"])
     return 0
+
+
+def ship(name: str, recipe: str, row: dict, command: str) -> Path:
+    """Copy ``name``'s vectors from this script's output into the package's shipped sets, with their held-out figures."""
+    from pass_ref.trained import MODELS_DIR, RECIPES
+
+    shipped_recipe = {"paper": "paper", "default": "extended"}[recipe]
+    assert shipped_recipe in RECIPES
+    source = ROOT / "results" / "ablation" / "scale_vectors" / f"{name}-{recipe}"
+    la = LookaheadEmbeddings.from_pretrained(source)
+    la.metadata.update(command=command, shipped_from=str(source.relative_to(ROOT)), heldout_loss=row["heldout_loss"],
+                       heldout_top1_accuracy=row["heldout_top1_accuracy"],
+                       heldout_greedy={**row["greedy"], "prompts": 10, "max_new_tokens": 64})
+    la.metadata.setdefault("converged", False)
+    la.metadata.setdefault("trained_steps", la.metadata.get("steps_trained"))
+    target = MODELS_DIR / MODELS[name] / shipped_recipe / "code-L4"
+    la.save_pretrained(target, overwrite=True)
+    if (source / "history.json").is_file():
+        (target / "history.json").write_text((source / "history.json").read_text())
+    print(f"shipped {source.relative_to(ROOT)} -> {target.relative_to(ROOT)}", flush=True)
+    return target
 
 
 if __name__ == "__main__":

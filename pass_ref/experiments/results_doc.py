@@ -155,16 +155,20 @@ def training_section(results: Path) -> list[str]:
         lines += [
             "### The same recipes on a larger model",
             "",
-            "| recipe | model | steps | greedy LA_1..4 | greedy tokens/call | T = 0.8 tokens/call | train + distill min |",
-            "|---|---|---|---|---|---|---|",
+            "| recipe | model | steps | greedy LA_1..4 | greedy tokens/call | T = 0.8 tokens/call | train + distill min | command |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for recipe, block in data["recipes"].items():
             for model, r in block["rows"].items():
+                steps = str(r.get("trained_steps") or r["recipe"]["steps"])
+                if r.get("best_step"):  # trained until the held-out loss stopped improving: the best vectors are kept
+                    steps += f" (best at {r['best_step']})"
                 lines.append(
-                    f"| {recipe} | {model} | {r['recipe']['steps']} | {' '.join(f'{a:.2f}' for a in r['greedy']['acceptance'])} | "
-                    f"{r['greedy']['tokens_per_call']:.3f} | {r['T0.8']['tokens_per_call']:.3f} | {r['train_minutes'] + r['distill_minutes']:.1f} |"  # noqa: E501 (a table row)
+                    f"| {recipe} | {model} | {steps} | {' '.join(f'{a:.2f}' for a in r['greedy']['acceptance'])} | "
+                    f"{r['greedy']['tokens_per_call']:.3f} | {r['T0.8']['tokens_per_call']:.3f} | {r['train_minutes'] + r['distill_minutes']:.1f} | "  # noqa: E501 (a table row)
+                    f"`{r.get('command', block['command'])}` |"
                 )
-        lines += ["", "Commands: " + "; ".join(f"`{b['command']}`" for b in data["recipes"].values()) + ".", ""]
+        lines += [""]
     return lines
 
 
