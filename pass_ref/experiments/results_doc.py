@@ -371,10 +371,11 @@ def fastest_headline(paths: list[Path]) -> str:
             cells.append("–" if best is None else (f"**{x}**" if best["speedup_vs_fastest"] > 1 else x)
                          + f" ({best['setup']}, {best['recipe']} set{groups}, {best['tokens_per_call']:.2f} tokens/call)")
         fastest = f"{plain['label']}, {plain['setup']}: {plain['ms_per_token']:.1f} ms/token"
-        lines.append(f"| {c['model']} · {_machine(c)} | {fastest} | " + " | ".join(cells) + " |")
+        dtypes = " and ".join(c.get("dtypes", ["float32", "bfloat16"]))
+        lines.append(f"| {c['model']} · {_machine(c)} ({dtypes}) | {fastest} | " + " | ".join(cells) + " |")
     c = _load(paths[0])["config"]
     lines += ["", f"Greedy, {c['prompts']} HumanEval prompts × {c['max_new_tokens']} tokens, every configuration in one run per machine "
-              "(float32 and bfloat16; eager, HF's static-cache recipe compiled, our compiled static path); × is the median of "
+              "(the dtypes in the first column; eager, HF's static-cache recipe compiled, our compiled static path); × is the median of "
               "paired per-prompt ratios against the fastest plain decoding measured in that run. Machines differ: "
               "`make fastest` measures yours. Every row and command: `docs/RESULTS.md`."]
     return "\n".join(lines)
