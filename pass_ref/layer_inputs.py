@@ -30,7 +30,8 @@ def decoder_layers(model) -> torch.nn.ModuleList:
     layers = getattr(getattr(model, "model", None), "layers", None)
     if layers is None:
         raise TypeError(f"{type(model).__name__} has no `model.layers`: deep look-ahead needs a decoder-only model")
-    return layers[: model.config.num_hidden_layers]
+    count = model.config.num_hidden_layers
+    return layers if len(layers) == count else layers[:count]  # slicing builds a new ModuleList: only when needed
 
 
 def _check_layers(model, delta: torch.Tensor) -> torch.nn.ModuleList:

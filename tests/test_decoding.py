@@ -231,3 +231,25 @@ def test_draft_vocabulary_mismatch_is_refused(tiny_model):
     """A draft model with another vocabulary cannot verify against the target."""
     with pytest.raises(ValueError, match="vocabulary"):
         speculative_generate(tiny_model, pass_ref.tiny_llama(vocab_size=16), [1], num_draft_tokens=2, max_new_tokens=3)
+
+
+def test_kept_rows_reach_the_lm_head_as_one_compact_block(tiny_model):
+    """``keep`` hands the LM head only the kept rows, as a block of its own: a view of them inside all T rows makes
+    PyTorch's matmul copy the whole transposed head on every call in bfloat16 (hundreds of ms at Qwen's vocabulary)."""
+    from pass_ref.cache import CachedModel, ExtraInputs
+
+    seen = []
+    handle = tiny_model.get_output_embeddings().register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        tokens = PROMPTS[0] + [3, 1, 4]
+        full = CachedModel(tiny_model).forward(tokens)  # (T, V)
+        kept = CachedModel(tiny_model).forward(tokens, keep=2)  # (2, V)
+        vectors = torch.zeros(3, tiny_model.config.hidden_size, dtype=tiny_model.dtype)  # (M, D)
+        with_extra = CachedModel(tiny_model).forward(tokens, ExtraInputs(vectors), keep=1)  # (1 + M, V)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(kept, full[-2:])
+    assert with_extra.shape[0] == 1 + 3
+    torch.testing.assert_close(with_extra[0], full[-1])
+    for block, rows in zip(seen[1:], (2, 4)):
+        assert block.shape[1] == rows and block.stride(0) == rows * block.shape[2]  # (1, rows, D), batch stride of its own

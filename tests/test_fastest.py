@@ -106,5 +106,25 @@ def test_tiny_end_to_end(monkeypatch, tmp_path):
     assert tokens["float32 eager/hf"] == tokens["float32 eager/ar"] == tokens["float32 compiled/ar"]
     assert rows["float32 eager/pass/paper"]["measured_over_predicted"] > 0 and rows["float32 compiled/ar"]["measured_over_predicted"] > 0
     assert rows["float32 eager/hf-static"]["measured_over_predicted"] is None  # its compiled step is not what the probes time
+    for r in result.records:  # every call timed; runs bracketed by t(n) timings of the sizes they use
+        assert len(r["call_seconds"] or []) == (len(r["call_sizes"]) if r["method"] not in ("hf", "hf-static") else 0)
+        expected = {"hf-static": None, "ar": [1], "hf": [1]}.get(r["method"], [1, 5, 9, 13])
+        assert (None if "bracket" not in r else sorted(r["bracket"])) == expected
+        assert all(len(times) == 2 * fastest.BRACKET_REPEATS for times in r.get("bracket", {}).values())
     assert {"float32 compiled", "float32 eager hf-static"} == set(result.compile_seconds)
     assert {p.name for p in tmp_path.iterdir()} == {"summary.md", "results.json", "records.jsonl"}
+
+
+def test_prediction_uses_the_timings_that_bracket_the_run():
+    """prefill + t(size) of every later call; t from the run's bracket (median) where it has one, else the round's probe."""
+    from pass_ref.experiments.latency import LatencyCurve
+
+    curve = LatencyCurve(new_tokens=[1, 5], seconds=[0.010, 0.020], context=8, repeats=1, device="cpu", dtype="float32", model="m")
+    setup = fastest._Setup("float32 eager", model=None, prefill_s={0: 0.05}, rounds={0: curve})
+    run = {"method": "pass", "call_sizes": [10, 5, 5, 1], "prompt_index": 0, "new_tokens": 4}
+    assert setup.predicted_ms(run) == pytest.approx(1000 * (0.05 + 0.02 + 0.02 + 0.01) / 4)
+    run["bracket"] = {5: [0.03, 0.03, 0.05, 0.02]}  # median 0.03; t(1) still from the round's probe
+    assert setup.predicted_ms(run) == pytest.approx(1000 * (0.05 + 0.03 + 0.03 + 0.01) / 4)
+    run["bracket"] = {"5": [0.03, 0.03, 0.05, 0.02], "1": [0.001] * 4}  # read back from records.jsonl: string keys
+    assert setup.predicted_ms(run) == pytest.approx(1000 * (0.05 + 0.03 + 0.03 + 0.001) / 4)
+    assert setup.predicted_ms({**run, "method": "hf-static"}) is None

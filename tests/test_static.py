@@ -142,3 +142,16 @@ def test_bad_input_is_refused(tiny_model):
     fast = static_copy(tiny_model, max_cache_len=24)
     with pytest.raises(ValueError, match="static cache.s max_cache_len of 24"):
         autoregressive_generate(fast, PROMPTS[0], max_new_tokens=30)
+
+
+def test_latency_probe_times_the_static_sizes_asked_for(tiny_model, static_tiny):
+    """``measure_static_latency(sizes=...)``: only those of the path's sizes, as a padded curve; sizes it has not, refused."""
+    from pass_ref.experiments.latency import measure_static_latency
+
+    curve = measure_static_latency(static_tiny, context=4, repeats=2, warmup=0, sizes=[5, 7])
+    assert curve.new_tokens == [5] and curve.padded and len(curve.samples[0]) == 2
+    assert measure_static_latency(static_tiny, context=4, repeats=1, warmup=0).new_tokens == list(static_tiny.pass_ref_static.sizes)
+    with pytest.raises(ValueError, match="none of sizes"):
+        measure_static_latency(static_tiny, context=4, repeats=1, sizes=[3])
+    with pytest.raises(ValueError, match="no static path"):
+        measure_static_latency(tiny_model, context=4)

@@ -302,7 +302,7 @@ class BenchRunner:
         ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)  # (1, T)
         accepted: list[int] = []
         drafted: list[int] = []
-        extra, forward_seconds = {}, None
+        extra, forward_seconds, call_seconds = {}, None, None
         if spec.method in REFERENCE:
             tokens, sizes, seconds = self._hf(ids, spec)
             calls, draft_calls = len(sizes), 0
@@ -317,7 +317,7 @@ class BenchRunner:
                 extra["groups"] = None if options["groups"] is None else list(options["groups"])
             out, timing = timed(lambda: decode(self.model, drafter, ids, config), self.model)
             tokens, calls, seconds, forward_seconds = out.new_tokens.tolist(), out.stats.model_calls, timing.wall_s, timing.forward_s
-            sizes = out.stats.call_sizes
+            sizes, call_seconds = out.stats.call_sizes, timing.call_seconds
             draft_calls = out.stats.draft_model_calls
             accepted, drafted = out.stats.accepted, out.stats.drafted
         return {
@@ -328,6 +328,7 @@ class BenchRunner:
             "prompt_index": prompt_index,
             "seconds": seconds,
             "forward_seconds": forward_seconds,  # inside the model's forward passes (our loop only)
+            "call_seconds": call_seconds,  # each of those passes, in call order (call_sizes' order)
             "new_tokens": len(tokens),
             "seconds_per_100": 100.0 * seconds / max(len(tokens), 1),
             "model_calls": calls,

@@ -75,6 +75,7 @@ def results_dir(model_name, machine: dict) -> Path:
 
 
 AUTO_GROUPS = 2  # groups="auto" chooses among sets of at most this many groups (each call size is compiled)
+BRACKET_REPEATS = 2  # timings per size just before and just after each run (4 per size in all)
 CHOICE_REPEATS = 9  # timings per call size in the probe groups="auto" chooses from (3 picked sets that lost)
 CALIBRATION_SEED = 7  # the held-out prompt groups="auto" confirms a choice on
 
@@ -230,23 +231,28 @@ class _Setup:
     name: str
     model: object
     samples: dict = field(default_factory=dict)  # n -> seconds of every probe call over n inputs
-    prefill_s: dict = field(default_factory=dict)  # prompt index -> seconds of the prompt's eager forward
+    prefill_s: dict = field(default_factory=dict)  # prompt index -> seconds of the prompt's call on the setup's own path
     curve: object = None  # LatencyCurve built from ``samples`` after the runs
     rounds: dict = field(default_factory=dict)  # prompt index -> the LatencyCurve probed just before that prompt's round
 
-    def quick_curve(self, ns: Sequence[int], context: int, repeats: int = 3):
-        """A short t(n) probe (``repeats`` timings per n; the static path's own sizes when compiled)."""
+    def quick_curve(self, ns: Sequence[int], context: int, repeats: int = 3, warmup: int = 1):
+        """A short t(n) probe (``repeats`` timings per n; the static path's sizes among ``ns`` when compiled)."""
         from .latency import measure_forward_latency, measure_static_latency
 
         if getattr(self.model, "pass_ref_static", None) is not None:
-            return measure_static_latency(self.model, context=context, repeats=repeats, warmup=1)
-        return measure_forward_latency(self.model, ns, context=context, repeats=repeats, warmup=1)
+            return measure_static_latency(self.model, context=context, repeats=repeats, warmup=warmup, sizes=ns)
+        return measure_forward_latency(self.model, ns, context=context, repeats=repeats, warmup=warmup)
+
+    def bracket(self, ns: Sequence[int], context: int) -> dict:
+        """``BRACKET_REPEATS`` timings of each size in ``ns``: taken just before and just after each run."""
+        curve = self.quick_curve(ns, context, BRACKET_REPEATS, warmup=0)
+        return {n: list(times) for n, times in zip(curve.new_tokens, curve.samples) if n in ns}
 
     def probe(self, prompt: list[int], prompt_index: int, ns: Sequence[int], context: int) -> None:
         """t(n) and this prompt's prefill, just before the prompt's round: what its runs are predicted from.
 
         Probes run between the prompts' rounds, so the machine's drift hits predictions and runs alike."""
-        from ..cache import CachedModel
+        from ..cache import open_cache
 
         curve = self.quick_curve(ns, context)
         for n, times in zip(curve.new_tokens, curve.samples):
@@ -255,7 +261,7 @@ class _Setup:
         times = []
         with torch.inference_mode():
             for _ in range(3):
-                cached = CachedModel(self.model)  # the prompt runs eagerly on every path
+                cached = open_cache(self.model)  # the setup's own prompt call (the static path's runs uncompiled)
                 began = time.perf_counter()
                 cached.forward(prompt, keep=1)
                 times.append(time.perf_counter() - began)
@@ -268,12 +274,19 @@ class _Setup:
                                          samples=[self.samples[n] for n in ns], repeats=len(self.samples[ns[0]]))
 
     def predicted_ms(self, record: dict) -> float | None:
-        """The latency model's ms per token for a run: its prompt's prefill + t(size) of every later call, t from
-        the probe taken just before that prompt's round."""
+        """The latency model's ms per token for a run: its prompt's prefill + t(size) of every later call.
+
+        t(n) is the median of the timings that bracket the run (``record["bracket"]``) where
+        it has them, else the probe taken just before that prompt's round: on a shared
+        machine the speed drifts by 10-20 % within seconds, so a prediction from timings
+        a round away compares the machine's moments, not the loop with its forward passes."""
         sizes = record["call_sizes"]
         if record["method"] == "hf-static" or not sizes:
             return None  # transformers' compiled step is not what the probes time
         curve = self.rounds.get(record["prompt_index"], self.curve)
+        near = {int(n): statistics.median(times) for n, times in record.get("bracket", {}).items()}
+        if near:
+            curve = dataclasses.replace(curve, seconds=[near.get(n, t) for n, t in zip(curve.new_tokens, curve.seconds)])
         seconds = self.prefill_s[record["prompt_index"]] + sum(curve.at(n) for n in sizes[1:])
         return 1000 * seconds / max(record["new_tokens"], 1)
 
@@ -301,8 +314,9 @@ def fastest_decoding(
     """Run ``methods`` in every dtype, eager and compiled, on HumanEval prompts; see the module docstring.
 
     Every run also gets the latency model's prediction (its prompt's prefill plus t(n) of
-    each later call, t(n) measured in the same setup: through the static path when compiled),
-    so the loop's cost beyond its forward passes shows as measured / predicted.
+    each later call, t(n) measured in the same setup: through the static path when compiled,
+    timed just before and just after the run), so the loop's cost beyond its forward passes
+    shows as measured / predicted. Each record keeps every call's seconds (``call_seconds``).
     ``groups="auto"``: one-call PaSS's groups chosen per setup and set from the set's
     measured acceptance and a t(n) probe of the setup taken before the runs
     (``latency.best_groups``, at most ``AUTO_GROUPS`` groups, ``CHOICE_REPEATS`` timings per
@@ -350,14 +364,20 @@ def fastest_decoding(
             spec = RunSpec(row.method, L if (row.method in TABLE and TABLE[row.method].size == "num_lookahead") else None, 0.0)
             jobs.append((row, runner, spec))
     # Warm-up: every job once on a short run, so that no compilation is timed (hf-static compiles here).
+    grid, brackets = sorted({1, *sizes}), {}
     for row, runner, spec in jobs:
         warm = copy.copy(runner)
         warm.max_new_tokens = 8
         record = warm.run(spec, prompt_ids[0], 0)
         if row.method == "hf-static":
             compile_seconds[f"{row.setup} hf-static"] = record["seconds"]
+        elif set(record["call_sizes"][1:]) == {1}:  # one token per call: only t(1) brackets its runs
+            brackets[row.key] = [1]
+        else:
+            brackets[row.key] = grid
     records = _run_jobs(jobs, setups, prompt_ids, out, progress, probe=lambda setup, i: setup.probe(
-        prompt_ids[i], i, sorted({1, *sizes}), context))
+        prompt_ids[i], i, grid, context), bracket=lambda row: (
+        None if row.key not in brackets else lambda: setups[row.setup].bracket(brackets[row.key], context)))
     for setup in setups.values():
         setup.finish()
     for record in records:
@@ -381,9 +401,10 @@ def fastest_decoding(
     return FastestResult(rows=rows, records=records, compile_seconds=compile_seconds, config=config)
 
 
-def _run_jobs(jobs, setups: dict, prompt_ids, out, progress: bool, probe) -> list[dict]:
+def _run_jobs(jobs, setups: dict, prompt_ids, out, progress: bool, probe, bracket=lambda row: None) -> list[dict]:
     """Every job on every prompt, in rotated order, each prompt's round opened by ``probe(setup, i)`` of every setup;
-    records appended to ``out/records.jsonl`` as they come."""
+    ``bracket(row)`` (if not None) is called just before and just after each run of ``row``, and its timings
+    (size -> seconds) are kept in the record. Records are appended to ``out/records.jsonl`` as they come."""
     records = []
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -393,7 +414,12 @@ def _run_jobs(jobs, setups: dict, prompt_ids, out, progress: bool, probe) -> lis
             for setup in rotated(list(setups.values()), i):
                 probe(setup, i)
             for row, runner, spec in rotated(jobs, i):
+                timer = bracket(row)
+                before = {} if timer is None else timer()
                 record = runner.run(spec, prompt, i)
+                if timer is not None:
+                    after = timer()
+                    record["bracket"] = {n: before[n] + after[n] for n in before}
                 record.update(row=row.key, setup=row.setup, dtype=row.dtype, compiled=row.compiled, recipe=row.recipe,
                               ms_per_token=1000 * record["seconds"] / max(record["new_tokens"], 1))
                 records.append(record)

@@ -155,8 +155,8 @@ def measure_forward_latency(
 
 
 def measure_static_latency(model, *, context: int = 256, repeats: int = 7, warmup: int = 2,
-                           generator: torch.Generator | None = None) -> LatencyCurve:
-    """t(n) of the compiled static path (``pass_ref.static_model``) at each of its call sizes.
+                           generator: torch.Generator | None = None, sizes: Sequence[int] | None = None) -> LatencyCurve:
+    """t(n) of the compiled static path (``pass_ref.static_model``) at each of its call sizes (or those of ``sizes``).
 
     Each timed call goes through the path's ``forward`` (embedding, mask, padding, compiled
     decoder and LM head, cache bookkeeping) on top of ``context`` cached random tokens and
@@ -172,7 +172,9 @@ def measure_static_latency(model, *, context: int = 256, repeats: int = 7, warmu
         raise ValueError(f"context {context} + {static.sizes[-1]} inputs exceed the static cache's {static.max_cache_len}")
     device, vocab = input_device(model), model.get_input_embeddings().weight.shape[0]
     generator = torch.Generator().manual_seed(0) if generator is None else generator
-    ns = list(static.sizes)
+    ns = list(static.sizes) if sizes is None else [n for n in static.sizes if n in set(sizes)]
+    if not ns:
+        raise ValueError(f"none of sizes {list(sizes)} is one of the static path's sizes {list(static.sizes)}")
     samples: dict[int, list[float]] = {n: [] for n in ns}
     cached = static.open()
     with torch.inference_mode():

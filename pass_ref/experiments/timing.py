@@ -11,7 +11,7 @@ the mask, the delta buffer) counts as outside the forward.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -32,6 +32,7 @@ class Timing:
     wall_s: float  # the whole run
     forward_s: float  # inside forward passes of the timed models
     forward_calls: int
+    call_seconds: list[float] = field(default_factory=list)  # each top-level forward pass, in order
 
     @property
     def overhead_fraction(self) -> float:
@@ -44,6 +45,7 @@ def timed(run: Callable[[], object], *models) -> tuple[object, Timing]:
     devices = {input_device(m) for m in models}
     starts: list[float] = []
     forward = [0.0, 0]
+    calls: list[float] = []
     depth = [0]
 
     def before(module, args, kwargs):
@@ -58,7 +60,8 @@ def timed(run: Callable[[], object], *models) -> tuple[object, Timing]:
         if depth[0] == 0:
             for d in devices:
                 synchronize(d)
-            forward[0] += time.perf_counter() - starts.pop()
+            calls.append(time.perf_counter() - starts.pop())
+            forward[0] += calls[-1]
             forward[1] += 1
 
     handles = [h for m in models for h in (m.register_forward_pre_hook(before, with_kwargs=True),
@@ -90,4 +93,4 @@ def timed(run: Callable[[], object], *models) -> tuple[object, Timing]:
             h.remove()
         for decoding, original in zip(static, originals):
             decoding._run = original
-    return result, Timing(wall, forward[0], forward[1])
+    return result, Timing(wall, forward[0], forward[1], calls)
