@@ -602,7 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--lookup-tokens", type=positive_int, default=8, help="prompt lookup's drafts (lookup and hybrid)")
     fa.add_argument("--prompts", type=positive_int, default=4, help="HumanEval prompts")
     fa.add_argument("--max-new-tokens", type=positive_int, default=64)
-    fa.add_argument("--max-cache-len", type=positive_int, default=1024, help="static caches' length (ours and transformers')")
+    fa.add_argument("--max-cache-len", type=positive_int, default=None,
+                    help="static caches' length, ours and transformers' (default: what the runs need, rounded up to 64)")
     fa.add_argument("--eager-only", action="store_true", help="skip our compiled static path")
     fa.add_argument("--out", default=None, help="folder for summary.md, results.json, records.jsonl")
     fa.add_argument("--save", action="store_true", help="write to results/fastest/<model>-<cpu kind> (read by make results-doc)")

@@ -39,6 +39,7 @@ Shapes: ``P`` cached positions, ``Q`` real inputs of a call (tokens and extra ve
 from __future__ import annotations
 
 import copy
+import types
 from typing import Sequence
 
 import torch
@@ -49,6 +50,14 @@ from .layer_inputs import DELTA_KWARG, decoder_layers, install_delta_hooks
 
 DTYPES = {"cpu": (torch.float32, torch.bfloat16, torch.float64), "cuda": (torch.float32, torch.bfloat16, torch.float16)}
 MAX_SIZES = 8  # torch.compile's default recompilation limit per function
+
+
+def _own_code(method):
+    """``method`` bound to the same object through a code object of its own (torch.compile caches per code object)."""
+    function = method.__func__
+    code = function.__code__.replace(co_name=f"{function.__name__}_{id(method.__self__):x}")
+    return types.MethodType(types.FunctionType(code, function.__globals__, code.co_name, function.__defaults__,
+                                               function.__closure__), method.__self__)
 
 
 def _check_model(model) -> torch.device:
@@ -112,10 +121,14 @@ class StaticDecoding:
         self._run = self._logits
         if compile:
             # Guards on the model's modules are skipped: the model is frozen, so checking its
-            # hundreds of parameters before every call would only cost time.
-            options = {"freezing": True, "triton.cudagraphs": self.device.type == "cuda",
+            # hundreds of parameters before every call would only cost time. Freezing bakes the
+            # weights into the graph, and torch.compile caches graphs per code object, so this
+            # object compiles its own copy of ``_logits``: another model of the same shapes must
+            # never run on these weights. (Freezing is switched on in ``warm_up``, where the graphs
+            # are built: given in ``options`` it left plain matmuls in the graph, unpacked.)
+            options = {"triton.cudagraphs": self.device.type == "cuda",
                        "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe}
-            self._run = torch.compile(self._logits, dynamic=False, fullgraph=True, options=options)
+            self._run = torch.compile(_own_code(self._logits), dynamic=False, fullgraph=True, options=options)
 
     def _decoder(self, embeds, position_ids, mask, delta):
         """The decoder on one block: (1, B, D) in, last hidden states (1, B, D) out."""
@@ -144,8 +157,10 @@ class StaticDecoding:
 
         (The core holds no clock: time this call from outside to know what compilation costs.)
         """
+        import torch._inductor.config as inductor_config
+
         cached = self.open()
-        with torch.inference_mode():
+        with torch.inference_mode(), inductor_config.patch(freezing=self.compiled):
             cached.forward([0])
             for i, size in enumerate(self.sizes):
                 if progress:

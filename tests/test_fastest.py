@@ -85,7 +85,7 @@ def test_tiny_end_to_end(monkeypatch, tmp_path):
     monkeypatch.setattr(pass_ref.trained, "load_lookahead", lambda domain, L, recipe, model: la)
     monkeypatch.setattr("pass_ref.experiments.data.humaneval_prompts", lambda n: ["def f(x):", "return x + 1", "class A:"][:n])
     result = fastest.fastest_decoding("tiny", methods=["ar", "hf", "hf-static", "pass", "pass-fused", "hybrid"], dtypes=["float32"],
-                                      recipes=["paper"], prompts=2, max_new_tokens=12, max_cache_len=48, out=tmp_path, progress=False,
+                                      recipes=["paper"], prompts=2, max_new_tokens=12, out=tmp_path, progress=False,
                                       calibration=[3, 1, 4, 1, 5, 9, 2, 6])
     rows = {r["row"]: r for r in result.rows}
     assert set(rows) == {"float32 eager/ar", "float32 eager/hf", "float32 eager/hf-static", "float32 eager/pass/paper",
@@ -113,6 +113,7 @@ def test_tiny_end_to_end(monkeypatch, tmp_path):
         assert all(len(times) == 2 * fastest.BRACKET_REPEATS for times in r.get("bracket", {}).values())
     assert {"float32 compiled", "float32 eager hf-static"} == set(result.compile_seconds)
     assert {p.name for p in tmp_path.iterdir()} == {"summary.md", "results.json", "records.jsonl"}
+    assert result.config["max_cache_len"] == 64  # what the runs need (<= 12 prompt tokens + 12 + 13), rounded up to 64
 
 
 def test_prediction_uses_the_timings_that_bracket_the_run():

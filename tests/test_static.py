@@ -11,6 +11,7 @@ from test_distribution import CONFIGS, accept_every_draft, law_check
 
 import pass_ref
 from pass_ref import DecodingConfig, autoregressive_generate, decode, static_model
+from pass_ref.cache import CachedModel, open_cache
 
 SIZES = (1, 5, 8, 16)  # a token, L + 1 (L = 4), a short lookup draft, one-call PaSS with its groups
 
@@ -101,6 +102,24 @@ def test_compiled_path_gives_the_eager_float32_tokens():
     for method in pass_ref.METHODS:
         same_tokens_as_eager(eager, fast, method, new_tokens=20)
     assert all(fast.pass_ref_static.calls_by_size[size] > 0 for size in SIZES)
+
+
+@needs_compiler
+def test_compiled_calls_run_packed_weights_of_their_own_model():
+    """Freezing is real (the compiled call runs prepacked matmuls, not plain ones), and two models of the same shapes
+    compiled in one process each run on their own weights: a frozen graph holds its model's weights as constants."""
+    models = [pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=seed, dtype=torch.float32) for seed in (0, 1)]
+    fasts = [static_copy(model, compile=True, sizes=(1,)) for model in models]
+    prompt = PROMPTS[0]
+    for model, fast in zip(models, fasts):
+        want = CachedModel(model).forward(prompt + [7])[-1]  # (V,) eager logits after the prompt and one token
+        cached = open_cache(fast)
+        cached.forward(prompt)
+        with torch.profiler.profile() as profile:
+            got = cached.forward([7])[-1]  # (V,) the compiled size-1 call
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        ops = {event.key for event in profile.key_averages()}
+        assert ops & {"mkldnn::_linear_pointwise", "mkl::_mkl_linear"} and "aten::mm" not in ops, sorted(ops)
 
 
 def test_the_original_model_is_untouched_and_shares_its_weights():

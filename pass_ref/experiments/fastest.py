@@ -75,6 +75,7 @@ def results_dir(model_name, machine: dict) -> Path:
 
 
 AUTO_GROUPS = 2  # groups="auto" chooses among sets of at most this many groups (each call size is compiled)
+CACHE_ROUNDING = 64  # static caches hold what the runs need, rounded up to a multiple of this
 BRACKET_REPEATS = 2  # timings per size just before and just after each run (4 per size in all)
 CHOICE_REPEATS = 9  # timings per call size in the probe groups="auto" chooses from (3 picked sets that lost)
 CALIBRATION_SEED = 7  # the held-out prompt groups="auto" confirms a choice on
@@ -305,7 +306,7 @@ def fastest_decoding(
     domain: str = "code",
     prompts: int = 4,
     max_new_tokens: int = 64,
-    max_cache_len: int = 1024,
+    max_cache_len: int | None = None,
     calibration: Sequence[int] | str | None = "heldout",
     out: str | Path | None = None,
     command: str = "",
@@ -325,6 +326,9 @@ def fastest_decoding(
     the groups; ``config["group_choices"]`` says how each was chosen. ``calibration``: that
     prompt's token ids, ``"heldout"`` (a held-out ``domain`` prompt, the default) or None (the
     prediction alone decides).
+    ``max_cache_len``: the static caches' length, ours and transformers' recipe's; None: the
+    longest prompt + ``max_new_tokens`` + the largest call, rounded up to ``CACHE_ROUNDING``
+    (attention reads every preallocated position, so a longer cache slows every call).
     With ``out``: ``results.json`` (config, summary, compile times, machine), ``summary.md``
     and ``records.jsonl`` (one run per line, written as they come).
     """
@@ -345,7 +349,10 @@ def fastest_decoding(
         prompt_ids = prompt_ids or task_prompts(tokenizer, "humaneval", prompts)
         if calibration == "heldout":  # a prompt that is never benchmarked
             calibration = heldout_prompts(tokenizer, domain, 1, seed=CALIBRATION_SEED)[0].tolist()
-        if max(map(len, prompt_ids)) + max_new_tokens + sizes[-1] > max_cache_len:
+        needed = max(map(len, prompt_ids)) + max_new_tokens + sizes[-1]
+        if max_cache_len is None:  # what the runs need, rounded up: attention reads every preallocated position
+            max_cache_len = CACHE_ROUNDING * -(-needed // CACHE_ROUNDING)
+        if needed > max_cache_len:
             raise ValueError(f"the longest prompt + max_new_tokens + {sizes[-1]} positions exceed max_cache_len {max_cache_len}")
         sets = {r: {L: load_lookahead(domain, L, recipe=r, model=model)} for r in recipes}
         setups[f"{dtype} eager"] = _Setup(f"{dtype} eager", model)
