@@ -258,10 +258,10 @@ def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int
             A call is padded to the smallest size that holds it.
         max_cache_len: positions preallocated: prompt + new tokens + positions ahead.
             Attention reads every one of them, so keep it near what you need.
-        compile: compile each size now (``torch.compile``, inductor freezing on CPU, CUDA
-            graphs on GPU), which takes about half a minute per size on a laptop CPU; inductor
-            caches compiled code on disk (``$TORCHINDUCTOR_CACHE_DIR``, by default
-            ``/tmp/torchinductor_$USER``), so a later process compiles faster. False gives
+        compile: compile each size now (``torch.compile`` with inductor freezing: the weights
+            become constants of the graph, prepacked for the CPU's matmul library; CUDA graphs
+            on GPU), which takes about half a minute per size on a laptop CPU, in every new
+            process (frozen graphs were not served from inductor's disk cache). False gives
             the same static path uncompiled.
         progress: print a line as each size starts compiling.
     Returns:

@@ -74,7 +74,8 @@ def fastest_section(results: Path) -> list[str]:
         compile_s = ", ".join(f"{k} {v:.0f} s" for k, v in c["compile_seconds"].items()) or "none"
         lines += [f"### {c['model']}: {c['prompts']} HumanEval prompts × {c['max_new_tokens']} tokens, greedy ({path.parent.name})", "",
                   f"Machine: {_machine(c)}. Command: `{c['command']}` ({c['minutes']} min; compilation, not timed: {compile_s}). "
-                  f"Compiled call sizes: {c['static_sizes']}; L = {c['L']}, one-call groups "
+                  f"Compiled call sizes: {c['static_sizes']}, static caches of {c['max_cache_len']} positions; "
+                  f"L = {c['L']}, one-call groups "
                   + ("chosen per setup and set from the set's measured acceptance and the setup's t(n) (named in each row)."
                      if c["groups"] == "auto" else f"{c['groups']}."), "",
                   fastest_table(data["summary"]), "", f"**{verdict(data['summary'])}.**", ""]
