@@ -382,9 +382,8 @@ def fastest_decoding(
             brackets[row.key] = [1]
         else:
             brackets[row.key] = grid
-    records = _run_jobs(jobs, setups, prompt_ids, out, progress, probe=lambda setup, i: setup.probe(
-        prompt_ids[i], i, grid, context), bracket=lambda row: (
-        None if row.key not in brackets else lambda: setups[row.setup].bracket(brackets[row.key], context)))
+    records = _run_jobs(jobs, setups, prompt_ids, out, progress, probe=lambda setup, i: setup.probe(prompt_ids[i], i, grid, context),
+                        bracket=lambda row: setups[row.setup].bracket(brackets[row.key], context) if row.key in brackets else {})
     for setup in setups.values():
         setup.finish()
     for record in records:
@@ -408,10 +407,10 @@ def fastest_decoding(
     return FastestResult(rows=rows, records=records, compile_seconds=compile_seconds, config=config)
 
 
-def _run_jobs(jobs, setups: dict, prompt_ids, out, progress: bool, probe, bracket=lambda row: None) -> list[dict]:
+def _run_jobs(jobs, setups: dict, prompt_ids, out, progress: bool, probe, bracket=lambda row: {}) -> list[dict]:
     """Every job on every prompt, in rotated order, each prompt's round opened by ``probe(setup, i)`` of every setup;
-    ``bracket(row)`` (if not None) is called just before and just after each run of ``row``, and its timings
-    (size -> seconds) are kept in the record. Records are appended to ``out/records.jsonl`` as they come."""
+    ``bracket(row)`` (size -> seconds, empty for a row not bracketed) is timed just before and just after each run
+    of ``row`` and kept in the record. Records are appended to ``out/records.jsonl`` as they come."""
     records = []
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -421,12 +420,10 @@ def _run_jobs(jobs, setups: dict, prompt_ids, out, progress: bool, probe, bracke
             for setup in rotated(list(setups.values()), i):
                 probe(setup, i)
             for row, runner, spec in rotated(jobs, i):
-                timer = bracket(row)
-                before = {} if timer is None else timer()
+                before = bracket(row)
                 record = runner.run(spec, prompt, i)
-                if timer is not None:
-                    after = timer()
-                    record["bracket"] = {n: before[n] + after[n] for n in before}
+                if before:
+                    record["bracket"] = {n: before[n] + times for n, times in bracket(row).items()}
                 record.update(row=row.key, setup=row.setup, dtype=row.dtype, compiled=row.compiled, recipe=row.recipe,
                               ms_per_token=1000 * record["seconds"] / max(record["new_tokens"], 1))
                 records.append(record)
