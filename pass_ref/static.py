@@ -10,7 +10,7 @@ suits speculative decoding:
   write position back; stale keys beyond it are hidden by the attention mask, never freed;
 - calls of a **few fixed sizes** (``sizes``, e.g. 1 for a token, L + 1 for PaSS's drafting
   and validation calls, 1 + K + G L for one-call PaSS). A call of Q inputs is padded to the
-  smallest size >= Q: pad rows sit after the real ones, see only position 0, and their
+  smallest size >= Q: pad rows sit after the real ones (no real row sees them), and their
   keys/values are cropped with the look-ahead ones;
 - ``torch.compile`` of the decoder and the LM head for each size, with inductor weight
   freezing (prepacked matmuls) on CPU and CUDA graphs on GPU. The head computes every
@@ -58,6 +58,19 @@ def _own_code(method):
     code = function.__code__.replace(co_name=f"{function.__name__}_{id(method.__self__):x}")
     return types.MethodType(types.FunctionType(code, function.__globals__, code.co_name, function.__defaults__,
                                                function.__closure__), method.__self__)
+
+
+class _StaticCache(StaticCache):
+    """transformers' ``StaticCache`` whose ``crop`` moves every layer's write position in one foreach op.
+
+    (The parent crops layer by layer: one small op per layer, 30 for SmolLM2, and the decoding
+    loop crops up to three times per iteration.)
+    """
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise RuntimeError("a static cache is cropped by a negative number of tokens to remove")
+        torch._foreach_sub_([layer.cumulative_length for layer in self.layers], -tokens_to_remove)
 
 
 def _check_model(model) -> torch.device:
@@ -109,7 +122,7 @@ class StaticDecoding:
             raise ValueError(f"max_cache_len ({max_cache_len}) exceeds the model's context of {limit}")
         self.sizes = _check_sizes(sizes, max_cache_len)
         self.dtype = model.get_input_embeddings().weight.dtype
-        self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
+        self.cache = _StaticCache(config=model.config, max_cache_len=max_cache_len)
         self.owner: StaticCachedModel | None = None
         self.compiled = bool(compile)
         self.warmed: tuple[int, ...] = ()
@@ -117,6 +130,7 @@ class StaticDecoding:
         self.eager_calls = 0
         self._columns = torch.arange(max_cache_len, device=self.device)  # (C,)
         self._num_layers = len(decoder_layers(model))
+        self._blocks: dict[int, tuple] = {}  # B -> (offsets (B,), causal block (B, B), zero delta (num_layers, B, D))
         install_delta_hooks(model)
         self._run = self._logits
         if compile:
@@ -130,19 +144,47 @@ class StaticDecoding:
                        "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe}
             self._run = torch.compile(_own_code(self._logits), dynamic=False, fullgraph=True, options=options)
 
-    def _decoder(self, embeds, position_ids, mask, delta):
-        """The decoder on one block: (1, B, D) in, last hidden states (1, B, D) out."""
-        out = self.model.get_decoder()(inputs_embeds=embeds, position_ids=position_ids, attention_mask=mask,
+    def _decoder(self, embeds, offsets, block, delta):
+        """The decoder on one block of B inputs after the cached ones: (1, B, D) in, last hidden states (1, B, D) out.
+
+        ``offsets`` (B,): each input's position minus the cached length P; ``block`` (B, B)
+        bool: which of the block's inputs each input sees (every input sees all P cached
+        positions). Positions and the additive (1, 1, B, C) mask are built here, from the
+        cache's own length counter, so a compiled call builds them inside its graph.
+        """
+        past = self.cache.layers[0].cumulative_length  # 0-d int64: P, before this call writes its keys
+        rel = self._columns - past  # (C,): each cache column's index within the block (< 0: cached)
+        seen = block[:, rel.clamp(0, block.shape[0] - 1)]  # (B, C): the block's pattern over its own columns
+        allowed = (rel < 0) | ((rel < block.shape[0]) & seen)  # (B, C)
+        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device).masked_fill(~allowed, torch.finfo(self.dtype).min)
+        out = self.model.get_decoder()(inputs_embeds=embeds, position_ids=(past + offsets)[None], attention_mask=mask[None, None],
                                        cache=self.cache, use_cache=True, **{DELTA_KWARG: delta})
         return out.last_hidden_state
 
-    def _logits(self, embeds, position_ids, mask, delta):
+    def _logits(self, embeds, offsets, block, delta):
         """Decoder and LM head on one padded block: (1, B, D) in, (B, V) logits out.
 
         Every row gets logits: a padded call keeps nearly all of its rows (PaSS's calls keep
         them all), and a few rows cost no more than one while the head's weights stream.
         """
-        return self.model.get_output_embeddings()(self._decoder(embeds, position_ids, mask, delta)[0])
+        return self.model.get_output_embeddings()(self._decoder(embeds, offsets, block, delta)[0])
+
+    def _prefill(self, embeds, offsets, block, delta, rows: slice):
+        """The prompt's call, eager at its exact length: (1, Q, D) in, logits of ``rows`` only out."""
+        return self.model.get_output_embeddings()(self._decoder(embeds, offsets, block, delta)[0, rows])
+
+    def block_inputs(self, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A plain block of B inputs: offsets 0..B-1, causal within the block, no layer delta.
+
+        Built once for each compiled size (read-only: a caller that changes one clones it first)."""
+        if B in self._blocks:
+            return self._blocks[B]
+        D = self.model.get_input_embeddings().weight.shape[1]
+        inputs = (torch.arange(B, device=self.device), torch.ones(B, B, dtype=torch.bool, device=self.device).tril(),
+                  torch.zeros(self._num_layers, B, D, dtype=self.dtype, device=self.device))
+        if B in self.sizes:
+            self._blocks[B] = inputs
+        return inputs
 
     def open(self) -> "StaticCachedModel":
         """A fresh cache view for one decode; any earlier view of this model becomes unusable."""
@@ -185,16 +227,6 @@ class StaticDecoding:
                 return size if past + size <= self.max_cache_len else None
         return None
 
-    def mask(self, past: int, Q: int, B: int, custom: torch.Tensor | None) -> torch.Tensor:
-        """Additive (1, 1, B, C) mask: causal over the cache (or ``custom`` over its P + Q columns); pad rows see column 0."""
-        rows = torch.arange(B, device=self.device)  # (B,)
-        last = torch.where(rows < Q, past + rows, 0)  # the last column each row may see
-        allowed = self._columns[None, :] <= last[:, None]  # (B, C)
-        if custom is not None:
-            allowed[:Q, : past + Q] = custom[0, 0].to(self.device) == 0
-        zero = torch.zeros((), dtype=self.dtype, device=self.device)
-        return torch.where(allowed, zero, torch.finfo(self.dtype).min)[None, None]  # (1, 1, B, C)
-
 
 class StaticCachedModel(CachedModel):
     """``CachedModel``'s verbs on a ``StaticDecoding``'s cache; calls are padded to its sizes."""
@@ -217,27 +249,29 @@ class StaticCachedModel(CachedModel):
         P, Q = self.length, T + M
         B = s.bucket(P, Q)
         size = Q if B is None else B
-        embeds = self.model.get_input_embeddings()(ids)[0]  # (T, D)
-        parts = [embeds] if extra is None else [embeds, extra.embeds.to(embeds.device, embeds.dtype)]
-        if size > Q:
-            parts.append(embeds.new_zeros(size - Q, embeds.shape[1]))
-        inputs = torch.cat(parts)[None]  # (1, B, D)
-        if extra is None or extra.position_ids is None:
-            positions = torch.arange(P, P + Q, device=s.device)  # (Q,)
-        else:
-            positions = extra.position_ids[0].to(s.device)
-        positions = torch.cat([positions, positions[-1:].expand(size - Q)])[None]  # (1, B)
-        mask = s.mask(P, Q, size, None if extra is None else extra.attention_mask)  # (1, 1, B, C)
-        delta = inputs.new_zeros(s._num_layers, size, inputs.shape[2])  # (num_layers, B, D)
+        offsets, block, delta = s.block_inputs(size)  # (B,), (B, B), (num_layers, B, D)
+        inputs = self.model.get_input_embeddings()(ids)  # (1, T, D)
+        if extra is not None or size > Q:
+            parts = [inputs[0]] if extra is None else [inputs[0], extra.embeds.to(inputs.device, inputs.dtype)]
+            inputs = torch.cat(parts + [inputs.new_zeros(size - Q, inputs.shape[2])])[None]  # (1, B, D)
+        if extra is not None and extra.attention_mask is not None:  # a drafter's own layout (one-call PaSS's groups)
+            custom = extra.attention_mask[0, 0].to(s.device) == 0  # (Q, P + Q) allowed
+            if not bool(custom[:, :P].all()):
+                raise ValueError("the static path needs every input to see every cached position; this mask hides some")
+            block = block.clone()
+            block[:Q, :Q] = custom[:, P:]
+            block[:Q, Q:] = False  # real rows never see the pad rows (pad rows keep their causal rows)
+            offsets = torch.cat([extra.position_ids[0].to(s.device) - P, offsets[Q:]])  # (B,)
         if extra is not None and extra.layer_delta is not None:
+            delta = delta.clone()
             delta[:, T:Q] = extra.layer_delta.to(delta.device, delta.dtype)
         first = 0 if keep is None else T - keep
         if B is None:  # the prompt: the LM head only on the rows kept
             s.eager_calls += 1
-            logits = self.model.get_output_embeddings()(s._decoder(inputs, positions, mask, delta)[0, first:Q])  # (Q - first, V)
+            logits = s._prefill(inputs, offsets, block, delta, slice(first, Q))  # (Q - first, V)
         else:
             s.calls_by_size[B] += 1
-            logits = s._run(inputs, positions, mask, delta)[first:Q]  # (Q - first, V)
+            logits = s._run(inputs, offsets, block, delta)[first:Q]  # (Q - first, V)
             if s.device.type == "cuda":
                 logits = logits.clone()  # a CUDA graph's output is overwritten by its next replay
             if size > Q:

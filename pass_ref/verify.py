@@ -43,7 +43,7 @@ def acceptance_probs(
     t = torch.arange(K, device=draft_tokens.device)
     q = target_probs[t, draft_tokens]  # (K,)
     p = draft_probs[t, draft_tokens]  # (K,)
-    ratio = torch.where(p > 0, q / p.clamp_min(torch.finfo(p.dtype).tiny), torch.zeros_like(q))
+    ratio = torch.where(p > 0, q / p.clamp_min(torch.finfo(p.dtype).tiny), 0.0)
     return ratio.clamp(max=1.0)
 
 
@@ -77,7 +77,7 @@ def verify_drafts(
     Returns:
         ``(a, next_token)``: a in 0..K drafts accepted (a prefix of the block) and a
         0-d int64 tensor: the residual sample at position a if a < K, else the bonus
-        token from q_{K+1}. Exactly one host sync (reading a).
+        token from q_{K+1}. Exactly one host sync (reading a; none when K = 0).
     """
     K = draft_tokens.shape[0]
     if target_probs.shape[0] != K + 1 or draft_probs.shape[0] != K:
@@ -85,11 +85,13 @@ def verify_drafts(
             f"need K+1 target rows and K draft rows for K={K} drafts, got "
             f"{tuple(target_probs.shape)} and {tuple(draft_probs.shape)}"
         )
+    if K == 0:  # nothing to verify (autoregressive decoding): the next token comes from q_1
+        return 0, sample(target_probs[0], generator)
     # Step 1: r_t ~ U[0, 1) and accept where r_t < min(1, q/p).
     r = torch.rand(K, generator=generator, device=target_probs.device, dtype=target_probs.dtype)
-    accepted = r < acceptance_probs(target_probs, draft_probs, draft_tokens)  # (K,)
+    accepted = (r < acceptance_probs(target_probs, draft_probs, draft_tokens)).tolist()  # K bools: the one sync
     # Step 2: the block keeps the drafts before the first rejection.
-    a = int(accepted.to(torch.int64).cumprod(0).sum())  # the one sync per iteration
+    a = accepted.index(False) if False in accepted else K
     # Step 3: replacement from the residual, or the bonus token when all K were kept.
     if a < K:
         next_probs = residual_distribution(target_probs[a], draft_probs[a])

@@ -1,6 +1,7 @@
 """The static-cache fast path (``pass_ref.static``): every method unchanged, the same tokens, the same law, clear errors."""
 
 import copy
+import time
 
 import pytest
 import torch
@@ -77,7 +78,21 @@ def test_forward_time_is_measured_on_the_static_path(tiny_model, static_tiny):
     original = s._run
     out, t = timed(lambda: pass_ref.pass_generate(static_tiny, lookahead(tiny_model, 4), PROMPTS[1], max_new_tokens=16), static_tiny)
     assert t.forward_calls == out.stats.model_calls and 0 < t.forward_s < t.wall_s
-    assert s._run is original
+    assert s._run is original and "_prefill" not in vars(s)
+    # The prompt's LM head is part of its timed call: a head made 0.2 s slower on the prompt shows in call 0.
+    heads = []
+
+    def slow_prompt_head(*_):
+        heads.append(1)
+        if len(heads) == 1:
+            time.sleep(0.2)
+
+    slow = static_tiny.get_output_embeddings().register_forward_hook(slow_prompt_head)
+    try:
+        out, t = timed(lambda: autoregressive_generate(static_tiny, PROMPTS[1], max_new_tokens=3), static_tiny)
+    finally:
+        slow.remove()
+    assert t.forward_calls == out.stats.model_calls == 3 and t.call_seconds[0] >= 0.2 > max(t.call_seconds[1:])
     out, t = timed(lambda: autoregressive_generate(tiny_model, PROMPTS[1], max_new_tokens=6), tiny_model)  # eager: module hooks
     assert t.forward_calls == out.stats.model_calls == 6
 

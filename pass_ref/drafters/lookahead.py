@@ -20,15 +20,18 @@ from ..sampling import logits_to_probs, sample
 from .base import Draft, Drafter, DraftState
 
 
-def drafting_call(target: CachedModel, lookahead, vectors: torch.Tensor, pending: Sequence[int]) -> torch.Tensor:
+def drafting_call(target: CachedModel, lookahead, vectors: torch.Tensor, pending: Sequence[int],
+                  layer_delta: torch.Tensor | None = None) -> torch.Tensor:
     """One target call on ``pending`` (>= 1 tokens without KV) followed by ``vectors`` (K, D).
 
     Returns (K + 1, V) logits: row 0 is q(. | x_1..x_n), rows 1..K are p_LA,1..p_LA,K.
-    Deep look-ahead vectors, if the set has them, are added inside the layers.
+    Deep look-ahead vectors, if the set has them, are added inside the layers
+    (``layer_delta``: the set's ``layer_delta(arange(K))``, computed here when not given).
     """
     K = vectors.shape[0]
-    extra = ExtraInputs(vectors, layer_delta=lookahead.layer_delta(torch.arange(K)))
-    return target.forward(pending, extra, keep=1)  # (K+1, V)
+    if layer_delta is None:
+        layer_delta = lookahead.layer_delta(torch.arange(K))
+    return target.forward(pending, ExtraInputs(vectors, layer_delta=layer_delta), keep=1)  # (K+1, V)
 
 
 class LookaheadDrafter(Drafter):
@@ -39,11 +42,14 @@ class LookaheadDrafter(Drafter):
         self.lookahead = lookahead
         self.vectors = lookahead.drafting_inputs(model, None if L is None else check_L(L))  # (L, D)
         self.L = self.max_drafts = self.positions_ahead = self.vectors.shape[0]
+        delta = lookahead.layer_delta(torch.arange(self.L))  # (num_layers, L, D) deep vectors, once, in the model's dtype
+        self.delta = None if delta is None else delta.detach().to(self.vectors.dtype)
 
     def propose(self, state: DraftState) -> Draft:
         K = max(0, min(self.L, state.room - 1))  # x_{n+1} is one more token of this iteration
         pending = state.sequence[state.target.length :]  # real tokens without KV (>= 1)
-        logits = drafting_call(state.target, self.lookahead, self.vectors[:K], pending)  # (K+1, V)
+        delta = None if self.delta is None or K == 0 else self.delta[:, :K]
+        logits = drafting_call(state.target, self.lookahead, self.vectors[:K], pending, delta)  # (K+1, V)
         probs = logits_to_probs(logits, state.sampling)  # (K+1, V)
         tokens = sample(probs, state.generator)  # (K+1,)
         return Draft(tokens=tokens[1:], probs=probs[1:], exact=tokens[0])

@@ -323,7 +323,8 @@ def fastest_decoding(
     (``latency.best_groups``, at most ``AUTO_GROUPS`` groups, ``CHOICE_REPEATS`` timings per
     size); a set predicted to beat the two calls is kept only if it is also timed faster on a
     held-out calibration prompt of ``domain`` (``bench.confirm_groups``). The summary names
-    the groups; ``config["group_choices"]`` says how each was chosen. ``calibration``: that
+    the groups; ``config["group_choices"]`` says how each was chosen, ``config["choice_curves"]``
+    the probe it was chosen from. ``calibration``: that
     prompt's token ids, ``"heldout"`` (a held-out ``domain`` prompt, the default) or None (the
     prediction alone decides).
     ``max_cache_len``: the static caches' length, ours and transformers' recipe's; None: the
@@ -343,7 +344,7 @@ def fastest_decoding(
     plan = plan_rows(methods, dtypes, recipes, compiled)
     sizes = static_sizes(methods, L, groups, lookup_tokens, hybrid_groups)
     options = bench_options(groups=groups, prompt_lookup_tokens=lookup_tokens, hybrid_groups=hybrid_groups)
-    jobs, setups, compile_seconds, prompt_ids = [], {}, {}, None
+    jobs, setups, compile_seconds, prompt_ids, choice_curves = [], {}, {}, None, {}
     for dtype in dtypes:
         model, tokenizer = load_model(name_or_path, dtype=DTYPES[dtype])
         prompt_ids = prompt_ids or task_prompts(tokenizer, "humaneval", prompts)
@@ -364,6 +365,7 @@ def fastest_decoding(
         context = sorted(map(len, prompt_ids))[len(prompt_ids) // 2] + max_new_tokens // 2  # a typical cache mid-run
         choose = {name: setups[name].quick_curve(sorted({1, *sizes}), context, CHOICE_REPEATS)  # groups="auto" chooses from these
                   for name in (f"{dtype} eager", f"{dtype} compiled") if name in setups}
+        choice_curves.update(choose)
         for row in [r for r in plan if r.dtype == dtype]:
             runner = BenchRunner(setups[row.setup].model, max_new_tokens=max_new_tokens, top_k=None, trained=sets.get(row.recipe),
                                  options=options, static_cache_len=max_cache_len, latency=choose[row.setup],
@@ -397,6 +399,7 @@ def fastest_decoding(
         "domain": domain, "prompts": len(prompt_ids), "max_new_tokens": max_new_tokens, "max_cache_len": max_cache_len,
         "static_sizes": list(sizes), "compile_seconds": {k: round(v, 1) for k, v in compile_seconds.items()},
         "latency_context": context, "curves": {name: s.curve.to_dict() for name, s in setups.items()},
+        "choice_curves": {name: {"new_tokens": list(c.new_tokens), "seconds": list(c.seconds)} for name, c in choice_curves.items()},
         "group_choices": {f"{row.key} L={key[1]}": {k: list(v) if isinstance(v, tuple) else v for k, v in note.items()}
                           for row, runner, _ in jobs for key, note in runner.group_choices.items()},
         "minutes": round((time.perf_counter() - start) / 60, 2), "machine": machine_features("cpu"),

@@ -4,8 +4,8 @@
 the forward passes of ``models`` (forward hooks; exact on CPU, where a forward pass is
 synchronous; on CUDA each pass is synchronised before its clock is read, which slows it).
 On a model from ``pass_ref.static_model`` the forward is its compiled call (decoder and LM
-head) or, for a prompt, its eager decoder; the static path's own per-call work (padding,
-the mask, the delta buffer) counts as outside the forward.
+head) or, for a prompt, its eager call (decoder and LM head on the kept rows); the static
+path's own per-call work (padding, the mask, the delta buffer) counts as outside the forward.
 """
 
 from __future__ import annotations
@@ -67,19 +67,18 @@ def timed(run: Callable[[], object], *models) -> tuple[object, Timing]:
     handles = [h for m in models for h in (m.register_forward_pre_hook(before, with_kwargs=True),
                                            m.register_forward_hook(after, with_kwargs=True))]
     static = [m.pass_ref_static for m in models if getattr(m, "pass_ref_static", None) is not None]
-    originals = [decoding._run for decoding in static]
-    for decoding, original in zip(static, originals):  # compiled calls run no module hooks: time the call itself
+    originals = [(decoding, name, vars(decoding).get(name)) for decoding in static for name in ("_run", "_prefill")]
+    for decoding, name, original in originals:
+        original = getattr(decoding, name)  # compiled calls run no module hooks: time the calls themselves
 
-        def clocked(*args, _run=original):
+        def clocked(*args, _call=original):
             before(None, args, {})
             try:
-                return _run(*args)
+                return _call(*args)
             finally:
                 after(None, args, {}, None)
 
-        decoding._run = clocked
-        decoder = decoding.model.get_decoder()  # the prompt's eager call (nested in ``clocked`` when not compiled)
-        handles += [decoder.register_forward_pre_hook(before, with_kwargs=True), decoder.register_forward_hook(after, with_kwargs=True)]
+        setattr(decoding, name, clocked)
     try:
         for d in devices:
             synchronize(d)
@@ -91,6 +90,9 @@ def timed(run: Callable[[], object], *models) -> tuple[object, Timing]:
     finally:
         for h in handles:
             h.remove()
-        for decoding, original in zip(static, originals):
-            decoding._run = original
+        for decoding, name, original in originals:  # back to the instance's own callable, or to the class's method
+            if original is None:
+                del vars(decoding)[name]
+            else:
+                setattr(decoding, name, original)
     return result, Timing(wall, forward[0], forward[1], calls)
