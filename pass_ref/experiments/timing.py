@@ -5,7 +5,7 @@ the forward passes of ``models`` (forward hooks; exact on CPU, where a forward p
 synchronous; on CUDA each pass is synchronised before its clock is read, which slows it).
 On a model from ``pass_ref.static_model`` the forward is its compiled call (decoder and LM
 head) or, for a prompt, its eager call (decoder and LM head on the kept rows); the static
-path's own per-call work (padding, the mask, the delta buffer) counts as outside the forward.
+path's own per-call work (embeddings, padding, a drafter's group block) counts as outside the forward.
 """
 
 from __future__ import annotations
@@ -67,11 +67,11 @@ def timed(run: Callable[[], object], *models) -> tuple[object, Timing]:
     handles = [h for m in models for h in (m.register_forward_pre_hook(before, with_kwargs=True),
                                            m.register_forward_hook(after, with_kwargs=True))]
     static = [m.pass_ref_static for m in models if getattr(m, "pass_ref_static", None) is not None]
-    originals = [(decoding, name, vars(decoding).get(name)) for decoding in static for name in ("_run", "_prefill")]
-    for decoding, name, original in originals:
-        original = getattr(decoding, name)  # compiled calls run no module hooks: time the calls themselves
+    own = [(decoding, name, vars(decoding).get(name)) for decoding in static for name in ("_run", "_prefill")]
+    for decoding, name, _ in own:  # compiled calls run no module hooks: time the calls themselves
+        call = getattr(decoding, name)
 
-        def clocked(*args, _call=original):
+        def clocked(*args, _call=call):
             before(None, args, {})
             try:
                 return _call(*args)
@@ -90,7 +90,7 @@ def timed(run: Callable[[], object], *models) -> tuple[object, Timing]:
     finally:
         for h in handles:
             h.remove()
-        for decoding, name, original in originals:  # back to the instance's own callable, or to the class's method
+        for decoding, name, original in own:  # back to the instance's own callable, or to the class's method
             if original is None:
                 del vars(decoding)[name]
             else:
