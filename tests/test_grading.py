@@ -135,3 +135,26 @@ def test_the_negative_control_is_not_a_plausible_bug(solutions):
 def test_a_crash_names_the_case():
     grade = A.grade_accept_block(lambda q, p, drafts, r: 1 / 0, verbose=False)
     assert grade.status == A.FAIL and "ZeroDivisionError in case 0 (K=1" in grade.message
+
+
+@pytest.mark.slow
+def test_parallel_grading_gives_each_kernel_a_share_of_the_cpus(tmp_path, monkeypatch):
+    """Two kernels at once must not each start one thread per core: each sees OMP_NUM_THREADS = cpus // jobs.
+    With one job the kernel keeps this process's setting (the negative control: no cap appears)."""
+    from pass_ref.course import grading as G
+
+    cell = ("import os, pathlib\n"
+            "pathlib.Path('threads.txt').open('a').write(os.environ.get('OMP_NUM_THREADS', 'unset') + '\\n')")
+    notebook = {"cells": [{"cell_type": "code", "execution_count": None, "id": "t", "metadata": {}, "outputs": [],
+                           "source": cell}],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    for name in ("a.ipynb", "b.ipynb"):
+        (tmp_path / name).write_text(json.dumps(notebook))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(G, "_cpus", lambda: 4)
+    G.grade_path(tmp_path, timeout=120, jobs=2)
+    assert (tmp_path / "threads.txt").read_text().split() == ["2", "2"]
+    (tmp_path / "threads.txt").unlink()
+    G.grade_path(tmp_path, timeout=120, jobs=1)
+    assert (tmp_path / "threads.txt").read_text().split() == ["unset", "unset"]
