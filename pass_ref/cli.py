@@ -291,6 +291,13 @@ def _group_set(text: str):
     return _number_list(text, int)
 
 
+def _pass_lookahead(text: str):
+    """--pass-lookahead: "auto", "all" (every look-ahead token of the set) or a positive number."""
+    if text in ("auto", "all"):
+        return {"auto": "auto", "all": None}[text]
+    return positive_int(text)
+
+
 def cmd_bench(args) -> int:
     """Every method on the same prompts, interleaved; table, CSV/JSON and figures under --out."""
     from .experiments.bench import format_markdown
@@ -387,7 +394,8 @@ def cmd_fastest(args) -> int:
 
         args.out = args.out or str(results_dir(args.model, machine_features("cpu")))
     result = fastest_decoding(args.model, methods=args.methods, dtypes=args.dtypes, compiled=not args.eager_only,
-                              recipes=args.recipes, L=args.num_lookahead, groups=args.groups, lookup_tokens=args.lookup_tokens,
+                              recipes=args.recipes, L=args.num_lookahead, groups=args.groups, pass_lookahead=args.pass_lookahead,
+                              lookup_tokens=args.lookup_tokens,
                               prompts=args.prompts, max_new_tokens=args.max_new_tokens, max_cache_len=args.max_cache_len,
                               out=args.out, command=command)
     print(format_markdown(result.rows))
@@ -599,6 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--num-lookahead", type=positive_int, default=4, help="L")
     fa.add_argument("--groups", type=_group_set, default="auto",
                     help="one-call PaSS's groups: auto (from each set's acceptance and each setup's t(n)), all, none or e.g. 0,1")
+    fa.add_argument("--pass-lookahead", type=_pass_lookahead, default="auto",
+                    help="look-ahead tokens two-call PaSS reads of the set's L: auto (from each set's acceptance and "
+                         "each setup's t(n)), all, or a number")
     fa.add_argument("--lookup-tokens", type=positive_int, default=8, help="prompt lookup's drafts (lookup and hybrid)")
     fa.add_argument("--prompts", type=positive_int, default=4, help="HumanEval prompts")
     fa.add_argument("--max-new-tokens", type=positive_int, default=64)

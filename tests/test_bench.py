@@ -108,6 +108,47 @@ def test_auto_groups_are_kept_only_when_timed_faster_on_the_calibration_prompt(t
             assert calls == [] and note["predicted"] == [] and "measured_gain" not in note
 
 
+def test_auto_num_lookahead_reads_the_first_k_and_keeps_a_shorter_draft_only_if_not_timed_slower(tiny_model, monkeypatch):
+    """Two-call PaSS with num_lookahead="auto": on a t(n) that grows per input the prediction picks K < L, which is
+    timed against all L on the calibration prompt (once) and kept unless slower; the runs then make calls of at most
+    K + 1 inputs and record K. A flat t(n) predicts all L and times nothing; an int reads that many."""
+    import pass_ref.experiments.bench as bench
+    from pass_ref.experiments.latency import LatencyCurve
+
+    ns = list(range(1, 30))
+    flat = LatencyCurve(ns, [0.01] * len(ns), 8, 1, "cpu", "float64", "tiny")
+    steep = LatencyCurve(ns, [0.01 * (1 + 0.04 * (n - 1)) for n in ns], 8, 1, "cpu", "float64", "tiny")
+    la = random_lookahead(tiny_model, 4, 0)
+    la.metadata["heldout_greedy"] = {"acceptance": [0.6, 0.3, 0.06, 0.01]}
+    spec = RunSpec("pass", 4, 0.0)
+    calls = []
+    for gain, curve, want in ((1.1, steep, 2), (0.97, steep, 4), (9.0, flat, 4)):
+        def fake(model, method, lookahead, base, candidate, prompt, max_new_tokens, gain=gain):
+            calls.append((method, base["num_lookahead"], candidate["num_lookahead"], list(prompt)))
+            return gain
+        monkeypatch.setattr(bench, "confirm_faster", fake)
+        calls.clear()
+        runner = BenchRunner(tiny_model, max_new_tokens=6, trained={4: la}, latency=curve, calibration=PROMPTS[2],
+                             options=bench_options(extra={"pass": {"num_lookahead": "auto"}}))
+        records = [runner.run(spec, p, i) for i, p in enumerate(PROMPTS[:2])]
+        assert [r["num_lookahead"] for r in records] == [want, want] and all(r["L"] == 4 for r in records)
+        assert all(max(r["call_sizes"][1:]) <= want + 1 for r in records)
+        note = runner.lookahead_choices[("pass", 4)]
+        assert calls == ([] if curve is flat else [("pass", 4, 2, PROMPTS[2])]) and note["num_lookahead"] == want
+    fixed = BenchRunner(tiny_model, max_new_tokens=6, trained={4: la}, options=bench_options(extra={"pass": {"num_lookahead": 3}}))
+    record = fixed.run(spec, PROMPTS[0], 0)
+    assert record["num_lookahead"] == 3 and max(record["call_sizes"][1:]) == 4
+    plain = BenchRunner(tiny_model, max_new_tokens=6, trained={4: la}).run(spec, PROMPTS[0], 0)
+    assert "num_lookahead" not in plain and record["tokens"] == plain["tokens"]  # greedy: the same tokens either way
+    fused = BenchRunner(tiny_model, max_new_tokens=6, trained={4: la}, latency=steep,
+                        options=bench_options(extra={"pass-fused": {"num_lookahead": "auto"}}))
+    with pytest.raises(ValueError, match="two-call"):
+        fused.run(RunSpec("pass-fused", 4, 0.0), PROMPTS[0], 0)
+    too_many = BenchRunner(tiny_model, max_new_tokens=6, trained={4: la}, options=bench_options(extra={"pass": {"num_lookahead": 5}}))
+    with pytest.raises(ValueError, match="between 1 and"):
+        too_many.run(spec, PROMPTS[0], 0)
+
+
 def test_confirm_groups_is_the_median_ratio_of_interleaved_timed_runs(tiny_model, monkeypatch):
     """confirm_groups on a fake clock: the two calls cost 1.0 s per run, the group set 0.8 s -> 1.25."""
     import pass_ref.experiments.bench as bench

@@ -26,6 +26,8 @@ def test_plan_runs_transformers_only_eager_and_one_row_per_recipe():
     assert static_sizes(["lookup", "hybrid"], 4, (0, 1), lookup_tokens=8, hybrid_groups=(0,)) == (1, 9, 13)
     assert static_sizes(["pass-fused"], 4, "auto") == (1, 5, 9, 13)  # no group (the drafting call), one group, two
     assert static_sizes(["pass-fused"], 2, None) == (1, 9)  # every group: 1 + 2 + 3 * 2
+    assert static_sizes(["pass"], 4, None, pass_lookahead="auto") == (1, 2, 3, 4, 5)  # K + 1 for every K <= L
+    assert static_sizes(["pass", "pass-unk"], 4, None, pass_lookahead=2) == (1, 3, 5)  # pass-unk keeps its L
     with pytest.raises(ValueError, match="unknown method"):
         plan_rows(["nope"], ["float32"], ["paper"], compiled=False)
     with pytest.raises(ValueError, match="dtypes"):
@@ -58,6 +60,8 @@ def test_speedups_are_paired_against_the_fastest_plain_decoding_of_any_setup():
     assert "**HF generate, static cache compiled**" in format_markdown(list(rows.values()))
     assert fastest.groups_note({"groups": [0, 1]}) == ", A = {0, 1}" and fastest.groups_note({}) == ""
     assert fastest.groups_note({"groups": []}) == ", A = {} (two calls)" and fastest.groups_note({"groups": None}) == ", every A"
+    assert fastest.groups_note({"L": 4, "num_lookahead": 2}) == ", [LA]_1..2 of 4"
+    assert fastest.groups_note({"L": 4, "num_lookahead": 4}) == ""
 
 
 def test_machine_slug_names_the_matrix_instructions():
@@ -101,14 +105,20 @@ def test_tiny_end_to_end(monkeypatch, tmp_path):
         note = result.config["group_choices"][f"float32 {setup}/pass-fused/paper L=4"]
         assert note["groups"] == fused["groups"]  # how they were chosen is recorded: timed only if predicted faster
         assert ("measured_gain" in note) == bool(note["predicted"])
-        assert result.config["static_sizes"] == [1, 5, 9, 13]
+        assert result.config["static_sizes"] == [1, 2, 3, 4, 5, 9, 13]  # two-call PaSS's K + 1 for every K <= L too
+        two = rows[f"float32 {setup}/pass/paper"]  # pass_lookahead="auto": the K read is recorded with how it was chosen
+        note = result.config["lookahead_choices"][f"float32 {setup}/pass/paper L=4"]
+        assert two["num_lookahead"] == note["num_lookahead"] and 1 <= two["num_lookahead"] <= 4
+        assert ("measured_gain" in note) == (note["predicted"] < 4) and two["same_as_setup_ar"] == 1.0
+        runs = [r for r in result.records if r["row"] == f"float32 {setup}/pass/paper"]
+        assert all(max(r["call_sizes"][1:]) <= two["num_lookahead"] + 1 for r in runs)
     tokens = {r["row"]: r["tokens"] for r in result.records if r["prompt_index"] == 0}
     assert tokens["float32 eager/hf"] == tokens["float32 eager/ar"] == tokens["float32 compiled/ar"]
     assert rows["float32 eager/pass/paper"]["measured_over_predicted"] > 0 and rows["float32 compiled/ar"]["measured_over_predicted"] > 0
     assert rows["float32 eager/hf-static"]["measured_over_predicted"] is None  # its compiled step is not what the probes time
     for r in result.records:  # every call timed; runs bracketed by t(n) timings of the sizes they use
         assert len(r["call_seconds"] or []) == (len(r["call_sizes"]) if r["method"] not in ("hf", "hf-static") else 0)
-        expected = {"hf-static": None, "ar": [1], "hf": [1]}.get(r["method"], [1, 5, 9, 13])
+        expected = {"hf-static": None, "ar": [1], "hf": [1]}.get(r["method"], [1, 2, 3, 4, 5, 9, 13])
         assert (None if "bracket" not in r else sorted(r["bracket"])) == expected
         assert all(len(times) == 2 * fastest.BRACKET_REPEATS for times in r.get("bracket", {}).values())
     assert {"float32 compiled", "float32 eager hf-static"} == set(result.compile_seconds)

@@ -9,6 +9,7 @@ from pass_ref.experiments.latency import (
     LatencyCurve,
     accepted_count_law,
     best_groups,
+    best_num_lookahead,
     break_even,
     measure_forward_latency,
     predicted_fused_speedup,
@@ -89,6 +90,26 @@ def test_fused_prediction_matches_a_simulation():
                 tokens, seconds, drafts = tokens + 1, seconds + c.at(1 + 4), True
         assert predicted_fused_speedup(c, acc, groups) == pytest.approx(tokens * c.t(1) / seconds, rel=0.01), groups
     assert predicted_fused_speedup(c, acc, ()) == pytest.approx(predicted_pass_speedup(c, acc))  # no group: two calls
+
+
+def test_best_num_lookahead():
+    """Flat t(n): every look-ahead token is free, so all L; t(n) growing per input: the rarely accepted last
+    positions cost more than they bring, so fewer; the choice is the brute-force best; margin and bad input."""
+    acc = [0.6, 0.3, 0.06, 0.01]
+    flat = best_num_lookahead(curve([1.0] * 9), acc)
+    assert flat.num_lookahead == 4 and flat.predicted == flat.every == pytest.approx(predicted_pass_speedup(curve([1.0] * 9), acc))
+    steep = curve([1.0 + 0.04 * (n - 1) for n in range(1, 10)])
+    choice = best_num_lookahead(steep, acc)
+    assert choice.num_lookahead == 2 and choice.predicted > choice.every * 1.02
+    assert choice.predicted == max(predicted_pass_speedup(steep, acc[:k]) for k in range(1, 5))
+    assert set(choice.by_k) == {1, 2, 3, 4}
+    assert best_num_lookahead(steep, acc, margin=0.5).num_lookahead == 4  # a gain under the margin keeps all L
+    sparse = LatencyCurve([1, 3, 5], [0.01, 0.0104, 0.0116], 8, 1, "cpu", "float32", "toy")  # only K = 2 and 4 measured
+    assert set(best_num_lookahead(sparse, acc).by_k) == {2, 4}
+    with pytest.raises(ValueError, match=r"L \+ 1"):
+        best_num_lookahead(curve([1.0] * 4), acc)
+    with pytest.raises(ValueError, match="at least one"):
+        best_num_lookahead(steep, [])
 
 
 def test_best_groups():

@@ -193,7 +193,10 @@ class BenchRunner:
     (one that is not benchmarked), a group set predicted to beat the paper's two calls is
     then timed against them on it and kept only if it is measured ``GROUP_MARGIN`` faster
     (``confirm_groups``): a prediction alone can pick a set that loses. Each record keeps the
-    groups used; ``group_choices`` says how each was chosen.
+    groups used; ``group_choices`` says how each was chosen. Likewise ``num_lookahead="auto"``
+    in two-call PaSS's options reads the first K of the set's L look-ahead tokens, K from
+    ``latency.best_num_lookahead`` (``auto_num_lookahead``, ``lookahead_choices``); an int
+    there reads that many. Each record then keeps the K used (``num_lookahead``).
     """
 
     def __init__(
@@ -215,6 +218,7 @@ class BenchRunner:
         self.calibration = calibration  # a prompt, not a benchmarked one, on which "auto" groups are timed
         self.calibration_tokens = min(CALIBRATION_TOKENS, max_new_tokens) if calibration_tokens is None else calibration_tokens
         self.group_choices: dict[tuple[str, int], dict] = {}  # (method, L) -> how groups="auto" chose
+        self.lookahead_choices: dict[tuple[str, int], dict] = {}  # (method, L) -> how num_lookahead="auto" chose
         self.static_cache_len = static_cache_len  # one length for every prompt: hf-static compiles once
         self.max_new_tokens = max_new_tokens
         self.top_k = top_k
@@ -261,6 +265,7 @@ class BenchRunner:
         """``(look-ahead set or None, keyword options)`` the drafter of ``spec`` is built with ("auto" groups resolved)."""
         entry = TABLE[spec.method]
         options = {k: v for k, v in self.options.get(spec.method, {}).items() if k in entry.options}
+        wanted = options.get("num_lookahead")  # "auto": choose how many of the set's L to read
         if entry.size == "num_lookahead":
             options["num_lookahead"] = spec.L
         lookahead = None
@@ -270,7 +275,48 @@ class BenchRunner:
             lookahead = self.trained[spec.L]
         if isinstance(options.get("groups"), str):
             options["groups"] = self.auto_groups(options["groups"], spec.method, lookahead, spec.L, options)
+        if isinstance(wanted, str):
+            options["num_lookahead"] = self.auto_num_lookahead(wanted, spec.method, lookahead, spec.L, options)
+        elif wanted is not None:  # the first ``wanted`` of the set's L
+            if not 1 <= wanted <= spec.L:
+                raise ValueError(f"num_lookahead must be between 1 and the set's L = {spec.L}, got {wanted}")
+            options["num_lookahead"] = wanted
         return lookahead, options
+
+    def auto_num_lookahead(self, value: str, method: str, lookahead, L: int, options: dict) -> int:
+        """``num_lookahead="auto"`` (two-call PaSS): the K <= L of ``latency.best_num_lookahead`` on this
+        runner's latency curve; with a calibration prompt, a K < L is kept only if it is not timed
+        slower than all L there. Chosen once per (method, L); ``lookahead_choices`` says how."""
+        from .latency import best_num_lookahead
+
+        if value != "auto":
+            raise ValueError(f"num_lookahead must be an int or 'auto', got {value!r}")
+        if method != "pass":
+            raise ValueError(f"num_lookahead='auto' is for two-call PaSS ('pass'), not {method!r}")
+        if (method, L) in self.lookahead_choices:
+            return self.lookahead_choices[(method, L)]["num_lookahead"]
+        acceptance = self._acceptance(lookahead, L, "num_lookahead")
+        choice = best_num_lookahead(self.latency, acceptance)
+        note = {"predicted": choice.num_lookahead, "predicted_speedup": round(choice.predicted, 4),
+                "all_predicted": round(choice.every, 4), "by_k": {k: round(v, 4) for k, v in choice.by_k.items()},
+                "num_lookahead": choice.num_lookahead}
+        if choice.num_lookahead < L and self.calibration is not None:
+            measured = confirm_faster(self.model, method, lookahead, {**options, "num_lookahead": L},
+                                      {**options, "num_lookahead": choice.num_lookahead}, self.calibration,
+                                      max_new_tokens=self.calibration_tokens)
+            note.update(measured_gain=round(measured, 4), num_lookahead=choice.num_lookahead if measured >= 1 else L)
+        self.lookahead_choices[(method, L)] = note
+        return note["num_lookahead"]
+
+    def _acceptance(self, lookahead, L: int, option: str) -> list[float]:
+        """The set's stored per-position acceptance and this runner's t(n), which an "auto" option chooses from."""
+        if self.latency is None:
+            raise ValueError(f"{option}='auto' needs the machine's t(n): give BenchRunner a latency curve")
+        acceptance = lookahead.measured_acceptance(L)
+        if acceptance is None:
+            raise ValueError(f"{option}='auto' needs the set's measured acceptance (metadata 'heldout_greedy'); "
+                             f"pass an explicit {option} for a set that was never evaluated")
+        return acceptance
 
     def auto_groups(self, value: str, method: str, lookahead, L: int, options: dict) -> tuple[int, ...]:
         """``groups="auto"``: the set's best group set on this runner's latency curve, confirmed by
@@ -281,13 +327,7 @@ class BenchRunner:
             raise ValueError(f"groups must be a list of ints, None or 'auto', got {value!r}")
         if (method, L) in self.group_choices:
             return self.group_choices[(method, L)]["groups"]
-        if self.latency is None:
-            raise ValueError("groups='auto' needs the machine's t(n): give BenchRunner a latency curve")
-        acceptance = lookahead.measured_acceptance(L)
-        if acceptance is None:
-            raise ValueError("groups='auto' needs the set's measured acceptance (metadata 'heldout_greedy'); "
-                             "pass explicit groups for a set that was never evaluated")
-        choice = best_groups(self.latency, acceptance)
+        choice = best_groups(self.latency, self._acceptance(lookahead, L, "groups"))
         note = {"predicted": list(choice.groups), "predicted_speedup": round(choice.predicted, 4),
                 "two_call_predicted": round(choice.two_call, 4), "groups": choice.groups}
         if choice.groups and self.calibration is not None:
@@ -315,6 +355,8 @@ class BenchRunner:
             drafter = make_drafter(spec.method, self.model, lookahead, **options)
             if "groups" in options:  # one-call methods: the groups used
                 extra["groups"] = None if options["groups"] is None else list(options["groups"])
+            if self.options.get(spec.method, {}).get("num_lookahead") is not None:  # the K of the set's L used
+                extra["num_lookahead"] = options["num_lookahead"]
             out, timing = timed(lambda: decode(self.model, drafter, ids, config), self.model)
             tokens, calls, seconds, forward_seconds = out.new_tokens.tolist(), out.stats.model_calls, timing.wall_s, timing.forward_s
             sizes, call_seconds = out.stats.call_sizes, timing.call_seconds
@@ -348,32 +390,40 @@ CALIBRATION_ROUNDS = 3  # interleaved pairs (two calls, candidate); the median r
 def confirm_groups(model, method: str, lookahead, options: dict, prompt: Sequence[int], *,
                    max_new_tokens: int = CALIBRATION_TOKENS, rounds: int = CALIBRATION_ROUNDS) -> float:
     """Measured speed of ``method`` with ``options`` (its ``groups`` among them) over the same method
-    with ``groups=()`` (the paper's two calls): the median over ``rounds`` interleaved pairs of
-    greedy runs on ``prompt`` of t(two calls) / t(groups), after one untimed run of each.
-    Above 1: the group set is faster on this machine.
+    with ``groups=()`` (the paper's two calls), by ``confirm_faster``. Above 1: the group set is
+    faster on this machine.
     """
-    groups = tuple(options["groups"])
+    return confirm_faster(model, method, lookahead, {**options, "groups": ()}, options, prompt,
+                          max_new_tokens=max_new_tokens, rounds=rounds)
+
+
+def confirm_faster(model, method: str, lookahead, base: dict, candidate: dict, prompt: Sequence[int], *,
+                   max_new_tokens: int = CALIBRATION_TOKENS, rounds: int = CALIBRATION_ROUNDS) -> float:
+    """t(base) / t(candidate): ``method`` built with either options, the median over ``rounds``
+    interleaved pairs of greedy runs on ``prompt``, after one untimed run of each. Above 1:
+    ``candidate`` is faster on this machine.
+    """
     if rounds < 1:
         raise ValueError("rounds must be >= 1")
     device = input_device(model)
     ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)  # (1, T)
     config = DecodingConfig.from_options(model, max_new_tokens=max_new_tokens, temperature=0.0)
 
-    def seconds(candidate) -> float:
-        drafter = make_drafter(method, model, lookahead, **{**options, "groups": candidate})
+    def seconds(options: dict) -> float:
+        drafter = make_drafter(method, model, lookahead, **options)
         synchronize(device)
         began = time.perf_counter()
         decode(model, drafter, ids, config)
         synchronize(device)
         return time.perf_counter() - began
 
-    seconds(()), seconds(groups)  # warm-up: caches, allocator, first use of each call size
+    seconds(base), seconds(candidate)  # warm-up: caches, allocator, first use of each call size
     ratios = []
     for turn in range(rounds):
         pair = {}
-        for candidate in rotated([(), groups], turn):
-            pair[candidate] = seconds(candidate)
-        ratios.append(pair[()] / pair[groups])
+        for name, options in rotated([("base", base), ("candidate", candidate)], turn):
+            pair[name] = seconds(options)
+        ratios.append(pair["base"] / pair["candidate"])
     return statistics.median(ratios)
 
 

@@ -82,13 +82,18 @@ CALIBRATION_SEED = 7  # the held-out prompt groups="auto" confirms a choice on
 
 
 def static_sizes(methods: Sequence[str], L: int, groups, lookup_tokens: int = 8,
-                 hybrid_groups: Sequence[int] = (0,)) -> tuple[int, ...]:
-    """The call sizes the compiled path needs: a token, PaSS's L + 1, one-call PaSS's 1 + L + G L (every
-    G up to ``AUTO_GROUPS`` for ``groups="auto"``), prompt lookup's 1 + k, the one-call hybrid's
-    1 + max(k, L) + G' L (k lookup drafts, G' its groups)."""
+                 hybrid_groups: Sequence[int] = (0,), pass_lookahead: int | str | None = None) -> tuple[int, ...]:
+    """The call sizes the compiled path needs: a token, PaSS's K + 1 (K = L, ``pass_lookahead``,
+    or every K <= L for "auto"), one-call PaSS's 1 + L + G L (every G up to ``AUTO_GROUPS`` for
+    ``groups="auto"``), prompt lookup's 1 + k, the one-call hybrid's 1 + max(k, L) + G' L
+    (k lookup drafts, G' its groups)."""
     sizes = {1}
     for method in methods:
-        if method in ("pass", "pass-unk"):
+        if method == "pass" and pass_lookahead == "auto":
+            sizes.update(K + 1 for K in range(1, L + 1))
+        elif method == "pass" and pass_lookahead is not None:
+            sizes.add(pass_lookahead + 1)
+        elif method in ("pass", "pass-unk"):
             sizes.add(L + 1)
         elif method == "pass-fused":
             counts = range(AUTO_GROUPS + 1) if groups == "auto" else [L + 1 if groups is None else len(groups)]
@@ -163,6 +168,7 @@ def summarize(records: Sequence[dict]) -> list[dict]:
             "measured_over_predicted": statistics.median(ratios) if ratios else None,
             "outside_forward": statistics.median(outside) if outside else None,  # the loop's time outside the forward / forward
             **({"groups": first["groups"]} if "groups" in first else {}),  # one-call methods: the groups used
+            **({"num_lookahead": first["num_lookahead"]} if "num_lookahead" in first else {}),  # the K of L read
         })
     return sorted(summary, key=lambda s: s["ms_per_token"])
 
@@ -172,7 +178,10 @@ def _fmt(x, spec: str) -> str:
 
 
 def groups_note(row: dict) -> str:
-    """How a row's one-call groups read in a table: ", A = {0, 1}", ", A = {} (two calls)", ", every A"."""
+    """How a row's one-call groups, or two-call PaSS's share of the set, read in a table: ", A = {0, 1}",
+    ", A = {} (two calls)", ", every A", ", [LA]_1..2 of 4"."""
+    if row.get("num_lookahead") is not None and row["num_lookahead"] != row.get("L"):
+        return f", [LA]_1..{row['num_lookahead']} of {row['L']}"
     if "groups" not in row:
         return ""
     groups = row["groups"]
@@ -301,6 +310,7 @@ def fastest_decoding(
     recipes: Sequence[str] = ("paper", "extended"),
     L: int = 4,
     groups: Sequence[int] | str | None = "auto",
+    pass_lookahead: int | str | None = "auto",
     lookup_tokens: int = 8,
     hybrid_groups: Sequence[int] = (0,),
     domain: str = "code",
@@ -324,7 +334,10 @@ def fastest_decoding(
     size); a set predicted to beat the two calls is kept only if it is also timed faster on a
     held-out calibration prompt of ``domain`` (``bench.confirm_groups``). The summary names
     the groups; ``config["group_choices"]`` says how each was chosen, ``config["choice_curves"]``
-    the probe it was chosen from. ``calibration``: that
+    the probe it was chosen from. ``pass_lookahead``: how many of the set's L look-ahead tokens
+    two-call PaSS reads per drafting call: "auto" (per setup and set, from the same acceptance
+    and probe, ``latency.best_num_lookahead``; a K < L is kept only if the calibration prompt
+    does not time it slower; ``config["lookahead_choices"]``), None (all L) or a number. ``calibration``: that
     prompt's token ids, ``"heldout"`` (a held-out ``domain`` prompt, the default) or None (the
     prediction alone decides).
     ``max_cache_len``: the static caches' length, ours and transformers' recipe's; None: the
@@ -342,8 +355,11 @@ def fastest_decoding(
 
     start = time.perf_counter()
     plan = plan_rows(methods, dtypes, recipes, compiled)
-    sizes = static_sizes(methods, L, groups, lookup_tokens, hybrid_groups)
-    options = bench_options(groups=groups, prompt_lookup_tokens=lookup_tokens, hybrid_groups=hybrid_groups)
+    if pass_lookahead not in (None, "auto") and not (isinstance(pass_lookahead, int) and 1 <= pass_lookahead <= L):
+        raise ValueError(f"pass_lookahead must be 'auto', None or a number from 1 to L = {L}, got {pass_lookahead!r}")
+    sizes = static_sizes(methods, L, groups, lookup_tokens, hybrid_groups, pass_lookahead)
+    options = bench_options(groups=groups, prompt_lookup_tokens=lookup_tokens, hybrid_groups=hybrid_groups,
+                            extra=None if pass_lookahead is None else {"pass": {"num_lookahead": pass_lookahead}})
     jobs, setups, compile_seconds, prompt_ids, choice_curves = [], {}, {}, None, {}
     for dtype in dtypes:
         model, tokenizer = load_model(name_or_path, dtype=DTYPES[dtype])
@@ -394,7 +410,7 @@ def fastest_decoding(
     config = {
         "command": command, "model": str(name_or_path or "default (SmolLM2-135M-Instruct)"), "methods": list(methods),
         "dtypes": list(dtypes), "compiled": compiled, "recipes": list(recipes), "L": L,
-        "groups": groups if groups is None or isinstance(groups, str) else list(groups),
+        "groups": groups if groups is None or isinstance(groups, str) else list(groups), "pass_lookahead": pass_lookahead,
         "lookup_tokens": lookup_tokens, "hybrid_groups": list(hybrid_groups),
         "domain": domain, "prompts": len(prompt_ids), "max_new_tokens": max_new_tokens, "max_cache_len": max_cache_len,
         "static_sizes": list(sizes), "compile_seconds": {k: round(v, 1) for k, v in compile_seconds.items()},
@@ -402,6 +418,8 @@ def fastest_decoding(
         "choice_curves": {name: {"new_tokens": list(c.new_tokens), "seconds": list(c.seconds)} for name, c in choice_curves.items()},
         "group_choices": {f"{row.key} L={key[1]}": {k: list(v) if isinstance(v, tuple) else v for k, v in note.items()}
                           for row, runner, _ in jobs for key, note in runner.group_choices.items()},
+        "lookahead_choices": {f"{row.key} L={key[1]}": note for row, runner, _ in jobs
+                              for key, note in runner.lookahead_choices.items()},
         "minutes": round((time.perf_counter() - start) / 60, 2), "machine": machine_features("cpu"),
     }
     if out is not None:

@@ -298,6 +298,43 @@ def best_groups(curve: LatencyCurve, acceptance: Sequence[float], *, max_size: i
     return GroupChoice(best[0], best[1], two_call, every)
 
 
+LOOKAHEAD_MARGIN = 0.02  # a shorter draft must be predicted this much faster than all L look-ahead tokens
+
+
+@dataclass(frozen=True)
+class LookaheadChoice:
+    """How many of a set's L look-ahead tokens two-call PaSS reads (``best_num_lookahead``), with its prediction."""
+
+    num_lookahead: int  # K: the drafting call reads [LA]_1..[LA]_K
+    predicted: float  # its predicted speed-up over autoregressive decoding
+    every: float  # all L tokens, predicted on the same curve
+    by_k: dict[int, float]  # the prediction for each K whose call size the curve measured
+
+
+def best_num_lookahead(curve: LatencyCurve, acceptance: Sequence[float], *,
+                       margin: float = LOOKAHEAD_MARGIN) -> LookaheadChoice:
+    """The number K <= L of look-ahead tokens that makes two-call PaSS fastest on ``curve``.
+
+    Look-ahead position i attends to positions 1..i only, so the first K vectors of a set
+    of L draft exactly what they draft in the full set: K trades the acceptance
+    P(a >= i), i > K (``acceptance``, L values) against two calls of K + 1 inputs instead
+    of L + 1 (``predicted_pass_speedup``). Where t(n) is flat the answer is L; where each
+    input costs time (a compute-bound CPU) the last positions, which are rarely accepted,
+    cost more than they bring. K < L is chosen only when predicted ``margin`` faster than L;
+    only the K whose call size K + 1 the curve measured are candidates.
+    """
+    L = len(acceptance)
+    if L < 1:
+        raise ValueError("need the acceptance of at least one look-ahead position")
+    if L + 1 not in curve.new_tokens:
+        raise ValueError(f"the curve must have measured n = L + 1 = {L + 1} (it has {curve.new_tokens})")
+    by_k = {K: predicted_pass_speedup(curve, acceptance[:K]) for K in range(1, L + 1) if K + 1 in curve.new_tokens}
+    K = max(by_k, key=lambda k: (by_k[k], k))  # ties go to more tokens
+    if by_k[K] < by_k[L] * (1 + margin):
+        K = L
+    return LookaheadChoice(K, by_k[K], by_k[L], by_k)
+
+
 def predicted_speedup_from_calls(curve: LatencyCurve, call_sizes: Sequence[int], new_tokens: int) -> float:
     """Per-token speed-up over autoregressive decoding of a run that made calls of these
     sizes (inputs per call) for ``new_tokens`` tokens: new_tokens t(1) / sum t(size).
