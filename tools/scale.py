@@ -23,6 +23,11 @@ vectors; ``--steps`` is then a maximum (and sets the warm-up and cosine schedule
 validation curve, best step and stop step go into the vectors' metadata and history.json.
 A checkpoint (``state.pt`` beside the vectors, every 25 steps) lets an interrupted run resume.
 
+``--warm-start`` trains a second stage from the vectors a previous run saved for that model and
+recipe (a fresh warm-up and cosine schedule over ``--steps``); give it another ``--seed`` so that
+its self-distilled windows and batch order are new data. The metadata keeps the first stage's
+steps, minutes and validation curve under ``first_stage``.
+
 ``--ship`` then copies a model's vectors into ``pass_ref/trained/models/<model>/<recipe>/code-L4`` (what
 ``load_lookahead("code", 4, recipe=..., model=...)`` returns) with the held-out figures in their metadata;
 ``--ship-only`` does that from a finished run's vectors and its row in scale.json, without training or evaluating.
@@ -61,6 +66,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ship", action="store_true", help="ship the vectors into pass_ref/trained/models/ (not SmolLM2)")
     parser.add_argument("--ship-only", action="store_true", help="ship a finished run's vectors and scale.json row, nothing else")
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate the vectors a previous run saved (no training)")
+    parser.add_argument("--warm-start", action="store_true", help="start from the vectors a previous run saved (a second stage)")
+    parser.add_argument("--seed", type=int, default=0, help="data order, insertion points and self-distilled windows")
     parser.add_argument("--out", default=str(ROOT / "results" / "ablation" / "scale.json"))
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -83,7 +90,7 @@ def main(argv=None) -> int:
             make = TrainConfig
         config = make(num_lookahead=4, steps=args.steps, warmup=max(1, args.steps // 5),
                       distill_windows=args.distill_windows, checkpoint_every=25 if args.eval_every else 10**6,
-                      eval_every=args.eval_every, patience=args.patience)
+                      eval_every=args.eval_every, patience=args.patience, seed=args.seed)
         tick = time.perf_counter()
         model, tokenizer = load_model(MODELS[name], dtype=torch.bfloat16)
         load_s = time.perf_counter() - tick
@@ -101,10 +108,15 @@ def main(argv=None) -> int:
             state = vectors.parent / f"{vectors.name}.state.pt" if args.eval_every else None
             if state is not None:
                 state.parent.mkdir(parents=True, exist_ok=True)
-            la, history = train_lookahead(model, tokenizer, windows, config, checkpoint=state,
+            start = LookaheadEmbeddings.from_pretrained(vectors, model=model) if args.warm_start else None
+            first_stage = None if start is None else {k: start.metadata.get(k) for k in (
+                "trained_steps", "train_minutes", "distill_minutes", "best_step", "validation", "command")}
+            la, history = train_lookahead(model, tokenizer, windows, config, checkpoint=state, lookahead=start,
                                           validation=validation if args.eval_every else None)
             minutes, final_loss = (time.perf_counter() - tick) / 60, history.loss[-1]
             la.metadata["train_minutes"] = round(minutes, 2)
+            if first_stage is not None:
+                la.metadata["first_stage"] = first_stage
             if args.eval_every:
                 stopped = history.stopped_at is not None
                 la.metadata.update(converged=stopped, trained_steps=len(history.loss), best_step=history.best_step,
