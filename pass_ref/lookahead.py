@@ -294,7 +294,11 @@ class LookaheadEmbeddings(torch.nn.Module):
             rows.append(f"| training corpus | {m['corpus'].get('domain')} ({m['corpus'].get('documents')} documents) |")
         if isinstance(m.get("recipe"), dict):
             r = m["recipe"]
-            rows.append(f"| training | {r.get('steps')} steps, batch {r.get('batch_size')}, lr {r.get('lr')}, init {r.get('init')} |")
+            first = m.get("first_stage") if isinstance(m.get("first_stage"), dict) else {}
+            steps = f"{r.get('steps')} steps"
+            if first.get("trained_steps"):  # a second stage trained from a first one's vectors
+                steps = f"{first['trained_steps']} + {steps} (two stages)"
+            rows.append(f"| training | {steps}, batch {r.get('batch_size')}, lr {r.get('lr')}, init {r.get('init')} |")
         if "truncated_from" in m:
             rows.append(f"| made from | the first {self.num_lookahead} vectors of an L = {m['truncated_from']} training |")
         g = m.get("heldout_greedy")

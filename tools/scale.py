@@ -116,6 +116,7 @@ def main(argv=None) -> int:
             minutes, final_loss = (time.perf_counter() - tick) / 60, history.loss[-1]
             la.metadata["train_minutes"] = round(minutes, 2)
             if first_stage is not None:
+                first_stage["command"] = first_stage["command"] or stored_command
                 la.metadata["first_stage"] = first_stage
             if args.eval_every:
                 stopped = history.stopped_at is not None
@@ -125,6 +126,8 @@ def main(argv=None) -> int:
                     f"trained until the held-out loss stopped improving: best at step {history.best_step}, "
                     f"stopped at {history.stopped_at} ({args.patience} validations of 32 windows without a new best)"
                     if stopped else f"{len(history.loss)} steps (the maximum) without the held-out loss stopping improving")
+                if first_stage is not None:
+                    la.metadata["train_note"] += f"; a second stage after {first_stage['trained_steps']} steps from the first's vectors"
             la.save_pretrained(vectors, overwrite=True)
             (vectors / "history.json").write_text(json.dumps(asdict(history)) + "\n")
             if state is not None:
