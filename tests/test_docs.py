@@ -71,3 +71,13 @@ def test_the_checks_can_fail(tmp_path):
     notes, number = "see " + "PAPER" + ".md §2", "as " + "issue" + " 5 found"  # built here so this file names neither
     assert MISSING_NOTES.search(notes) and ISSUE_NUMBER.search(number)
     assert REPO_PATH.search("see docs/nothing_here.md").group(1) == "docs/nothing_here.md"
+
+
+def test_table2_names_the_set_it_was_measured_with():
+    """A Table 2 run reads vectors from a path that later training overwrites, so its section says which set it used."""
+    from pass_ref.experiments.results_doc import _set_trained
+
+    recipe = {"steps": 100, "data": "self-mixed", "distill_windows": 384}
+    assert _set_trained({"lookahead_recipe": str(recipe)}).endswith("100 training steps on 384 self-distilled windows.")
+    assert _set_trained({"lookahead_recipe": {"steps": 50, "data": "corpus"}}).endswith("50 training steps.")
+    assert _set_trained({}) == "" and _set_trained({"lookahead_recipe": "not a dict"}) == ""

@@ -77,7 +77,9 @@ def fastest_section(results: Path) -> list[str]:
                   f"Compiled call sizes: {c['static_sizes']}, static caches of {c['max_cache_len']} positions; "
                   f"L = {c['L']}, one-call groups "
                   + ("chosen per setup and set from the set's measured acceptance and the setup's t(n) (named in each row)."
-                     if c["groups"] == "auto" else f"{c['groups']}."), "",
+                     if c["groups"] == "auto" else f"{c['groups']}.")
+                  + (" Two-call PaSS reads the first K of the set's L look-ahead tokens, K chosen the same way "
+                     "(a row that reads fewer than L says \"[LA]_1..K of L\")." if c.get("pass_lookahead") == "auto" else ""), "",
                   fastest_table(data["summary"]), "", f"**{verdict(data['summary'])}.**", ""]
     return lines
 
@@ -104,6 +106,22 @@ def bench_section(results: Path) -> list[str]:
     )
 
 
+def _set_trained(config: dict) -> str:
+    """" Look-ahead set: N steps on W self-distilled windows." from a run's recorded recipe (a path's vectors can change later)."""
+    import ast
+
+    recipe = config.get("lookahead_recipe")
+    if isinstance(recipe, str):
+        try:
+            recipe = ast.literal_eval(recipe)
+        except (ValueError, SyntaxError):
+            return ""
+    if not isinstance(recipe, dict) or "steps" not in recipe:
+        return ""
+    data = f" on {recipe['distill_windows']} self-distilled windows" if recipe.get("data", "corpus") != "corpus" else ""
+    return f" Measured with the look-ahead set as it was then: {recipe['steps']} training steps{data}."
+
+
 def table2_section(results: Path) -> list[str]:
     lines = []
     for path in sorted(results.glob("humaneval/*/table2.json")):
@@ -112,7 +130,7 @@ def table2_section(results: Path) -> list[str]:
         lines += [
             f"### {c['model']}",
             "",
-            f"{c['dtype']}, {c.get('threads', '?')} threads. Command: `{c['command']}`.",
+            f"{c['dtype']}, {c.get('threads', '?')} threads. Command: `{c['command']}`.{_set_trained(c)}",
             "",
             format_table2(data["tables"], c["model"]),
             "",
