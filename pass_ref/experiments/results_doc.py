@@ -107,7 +107,8 @@ def bench_section(results: Path) -> list[str]:
 
 
 def _set_trained(config: dict) -> str:
-    """" Look-ahead set: N steps on W self-distilled windows." from a run's recorded recipe (a path's vectors can change later)."""
+    """The sentence naming the look-ahead set a Table 2 run used (training steps, self-distilled windows), from the
+    recipe the run recorded: the path it read may hold newer vectors later. Older runs stored the recipe as a string."""
     import ast
 
     recipe = config.get("lookahead_recipe")
