@@ -44,6 +44,24 @@ def test_call_sizes_and_recommendation(tiny_model):
                                            "two_call": pytest.approx((2 + 0.75) / (2 * 4))},
                                "bfloat16": {"groups": [0, 1, 2, 3], "predicted": pytest.approx(1.75), "two_call": pytest.approx(1.375)}}
     assert "| bfloat16 | {0, 1, 2, 3} | 1.75 | 1.38 |" in report.format()
+    assert report.lookahead_choices()["bfloat16"]["num_lookahead"] == 3  # flat: all L
+    assert report.lookahead_choices()["float32"] == {"num_lookahead": 1, "predicted": pytest.approx(2.5 / 4),  # steep: one
+                                                     "every": pytest.approx(2.75 / 8), "ms_per_token": pytest.approx(16.0)}
+    assert "| float32 | 1 of 3 | 0.62 | 0.34 |" in report.format()
+
+
+def test_doctor_names_a_shorter_draft_when_it_is_predicted_fastest(tiny_model):
+    """The recorded runs read all L look-ahead tokens; where reading fewer is predicted faster than the
+    recommendation, the verdict says so (and says nothing where it is not)."""
+    la = pass_ref.LookaheadEmbeddings.from_random(tiny_model, 3, seed=0)
+    runs = record_calls(method_table(tiny_model, la, 3, lookup_tokens=4), [torch.tensor([[1, 2, 3, 1, 2]])], 12)
+    two_cheap = curve([1.0, 1.0] + [float(n) for n in range(3, 41)], "float32")  # t(2) = t(1), then each input costs t(1)
+    report = DoctorReport(machine_features(), {"float32": two_cheap}, runs, 3, 1.0, acceptance=[0.9, 0.1, 0.0])
+    said = " ".join(report.verdict())
+    assert "reading only [LA]_1..1 of the set's 3 in float32 is predicted 6.9 ms per token (1.45×" in said
+    report.acceptance = [0.9, 0.9, 0.9]
+    report.curves["float32"] = curve([1.0] * 4 + [float(n) for n in range(5, 41)], "float32")  # L + 1 inputs cost one: read all
+    assert "reading only" not in " ".join(report.verdict())
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ from ..methods import METHODS as TABLE
 from ..methods import make_drafter
 from .bandwidth import memory_bandwidth, streaming_bound, weight_bytes
 from .bench import bench_options
-from .latency import LatencyCurve, best_groups, break_even, measure_forward_latency, predicted_seconds
+from .latency import LatencyCurve, best_groups, best_num_lookahead, break_even, measure_forward_latency, predicted_seconds
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # oneDNN's and ATen's instruction-set caps
@@ -154,6 +154,21 @@ class DoctorReport:
                 out[setup] = {"groups": list(choice.groups), "predicted": choice.predicted, "two_call": choice.two_call}
         return out
 
+    def lookahead_choices(self) -> dict[str, dict]:
+        """Per setup: how many of the set's L look-ahead tokens two-call PaSS should read (``best_num_lookahead``).
+
+        Predicted from the set's measured acceptance and that setup's t(n) (only the K whose
+        call K + 1 the curve measured); ``ms_per_token`` is t(1) over the predicted speed-up."""
+        if not self.acceptance:
+            return {}
+        out = {}
+        for setup, curve in self.curves.items():
+            if self.L + 1 in curve.new_tokens:
+                choice = best_num_lookahead(curve, self.acceptance[: self.L])
+                out[setup] = {"num_lookahead": choice.num_lookahead, "predicted": choice.predicted, "every": choice.every,
+                              "ms_per_token": 1e3 * curve.t(1) / choice.predicted}
+        return out
+
     def streaming(self) -> list[dict]:
         """Per dtype: weight bytes, the weight-streaming bound on t(1), measured t(1) and their ratio."""
         if not self.bandwidth:
@@ -197,17 +212,30 @@ class DoctorReport:
                              f"{best['tokens_per_call']:.2f} tokens per call, but its calls cost more than that buys: predicted "
                              f"{best['ms_per_token']:.1f} ms per token ({best['vs_fastest_plain']:.2f}× the fastest plain decoding; "
                              f"t(1) in {best['dtype']} is {1e3 * curve.t(1):.1f} ms).")
-            return lines
+            return lines + self._fewer_lookahead(plain_ms, plain_ms)
         return [f"**Recommendation:** {r['method']}" + (f" (L or drafts = {r['L']})" if r["L"] else "")
                 + f" in {r['dtype']}: predicted {r['ms_per_token']:.1f} ms per token, {r['vs_fastest_plain']:.2f}× the fastest plain "
                 f"decoding measured here ({plain_setup}, {plain_ms:.1f} ms per token) and {r['predicted_speedup']:.2f}× plain decoding "
-                f"in {r['dtype']}."]
+                f"in {r['dtype']}."] + self._fewer_lookahead(r["ms_per_token"], plain_ms)
+
+    def _fewer_lookahead(self, best_ms: float, plain_ms: float) -> list[str]:
+        """A line when reading fewer look-ahead tokens is predicted faster than ``best_ms`` (the runs above read all L)."""
+        shorter = [(setup, c) for setup, c in self.lookahead_choices().items() if c["num_lookahead"] < self.L]
+        if not shorter:
+            return []
+        setup, c = min(shorter, key=lambda item: item[1]["ms_per_token"])
+        if c["ms_per_token"] >= best_ms:
+            return []
+        return [f"Also: two-call PaSS reading only [LA]_1..{c['num_lookahead']} of the set's {self.L} in {setup} is predicted "
+                f"{c['ms_per_token']:.1f} ms per token ({plain_ms / c['ms_per_token']:.2f}× the fastest plain decoding), from the "
+                f"set's stored acceptance rather than a run here (`python -m pass_ref fastest` chooses K the same way and "
+                f"measures it)."]
 
     def to_dict(self) -> dict:
         return {"machine": self.machine, "L": self.L, "seconds": self.seconds, "rows": self.rows(),
                 "recommendation": self.recommendation(), "fastest_plain": self.fastest_plain(), "verdict": self.verdict(),
                 "bandwidth": self.bandwidth, "streaming": self.streaming(), "acceptance": self.acceptance,
-                "groups": self.groups(),
+                "groups": self.groups(), "lookahead_choices": self.lookahead_choices(),
                 "curves": {d: c.to_dict() for d, c in self.curves.items()},
                 "runs": [asdict(r) for r in self.runs]}
 
@@ -253,6 +281,13 @@ class DoctorReport:
                       "| setup | groups A | predicted × AR | two calls, predicted × AR |", "|---|---|---|---|"]
             for setup, g in self.groups().items():
                 lines.append(f"| {setup} | {{{', '.join(map(str, g['groups']))}}} | {g['predicted']:.2f} | {g['two_call']:.2f} |")
+        if any(c["num_lookahead"] < self.L for c in self.lookahead_choices().values()):
+            lines += ["", "## Two-call PaSS: how many look-ahead tokens to read", "",
+                      "The first K vectors of a set draft what they draft in the whole set; fewer inputs make each call "
+                      "cheaper where every input costs time.", "",
+                      "| setup | K | predicted × AR | all L, predicted × AR |", "|---|---|---|---|"]
+            for setup, c in self.lookahead_choices().items():
+                lines.append(f"| {setup} | {c['num_lookahead']} of {self.L} | {c['predicted']:.2f} | {c['every']:.2f} |")
         plain_setup, plain_ms = self.fastest_plain()
         lines += ["", f"## Predicted ms per token and × the fastest plain decoding ({plain_setup}, {plain_ms:.1f} ms per token)", "",
                   "Greedy, HumanEval prompts; in brackets: × plain decoding in the same setup.", "",
