@@ -294,10 +294,15 @@ class LookaheadEmbeddings(torch.nn.Module):
             rows.append(f"| training corpus | {m['corpus'].get('domain')} ({m['corpus'].get('documents')} documents) |")
         if isinstance(m.get("recipe"), dict):
             r = m["recipe"]
-            first = m.get("first_stage") if isinstance(m.get("first_stage"), dict) else {}
-            steps = f"{r.get('steps')} steps"
-            if first.get("trained_steps"):  # a second stage trained from a first one's vectors
-                steps = f"{first['trained_steps']} + {steps} (two stages)"
+            stages, earlier = [r.get("steps")], m.get("first_stage")
+            while isinstance(earlier, dict) and earlier.get("trained_steps"):  # stages trained from earlier vectors
+                stages.insert(0, earlier["trained_steps"])
+                earlier = earlier.get("first_stage")
+            steps = " + ".join(map(str, stages)) + " steps"
+            if len(stages) > 1:
+                steps += f" ({len(stages)} stages, each from the previous one's vectors)"
+            if r.get("prompts") == "functions":
+                steps += "; the last on prompts ending after a function's docstring"
             rows.append(f"| training | {steps}, batch {r.get('batch_size')}, lr {r.get('lr')}, init {r.get('init')} |")
         if "truncated_from" in m:
             rows.append(f"| made from | the first {self.num_lookahead} vectors of an L = {m['truncated_from']} training |")

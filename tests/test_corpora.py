@@ -2,7 +2,7 @@
 
 import pytest
 
-from pass_ref.training.corpora import is_heldout, load_corpus, tokenize_windows
+from pass_ref.training.corpora import function_windows, is_heldout, load_corpus, tokenize_windows
 
 
 class CharTokenizer:
@@ -62,3 +62,43 @@ def test_bad_domain_or_split():
         load_corpus("wikipedia")
     with pytest.raises(ValueError, match="split"):
         load_corpus("code", "test")
+
+
+SOURCE = (
+    "import math\n\n\n"
+    "def area(r):\n"
+    '    """The area of a circle\n    of radius r."""\n'
+    "    return math.pi * r * r\n\n\n"
+    "def only_doc():\n"
+    '    """Nothing after me."""\n\n\n'
+    "def undocumented(x):\n"
+    "    return x + 1\n\n\n"
+    "class Shape:\n"
+    "    def corners(self):\n"
+    '        """How many corners."""\n'
+    "        return 0\n"
+    + "# filler line\n" * 20
+)
+
+
+def test_function_windows_end_their_prompt_where_a_documented_body_starts():
+    """Each window's prompt ends right after a docstring's line, as a HumanEval prompt does; the
+    body follows. Functions with nothing after the docstring, or none, give no window."""
+    windows = function_windows(CharTokenizer(), [SOURCE], 60, 24)
+    assert windows.shape == (2, 60)  # area and Shape.corners
+    for row, (doc_end, body) in zip(windows.tolist(), [('r."""\n', "    return math.pi"), ('corners."""\n', "        return 0")]):
+        end = SOURCE.index(doc_end) + len(doc_end)
+        assert row[:24] == [ord(c) % 31 for c in SOURCE[end - 24 : end]]
+        assert row[24 : 24 + len(body)] == [ord(c) % 31 for c in body]
+    assert function_windows(CharTokenizer(), [SOURCE], 60, 24, max_windows=1).shape == (1, 60)
+    assert function_windows(CharTokenizer(), [SOURCE, "def broken(:\n"], 60, 24).shape == (2, 60)  # unparsable: skipped
+
+
+@pytest.mark.parametrize("corpus, seq_len, prompt_len", [
+    (["def f():\n    return 1\n" * 40], 20, 8),  # no docstring anywhere
+    ([SOURCE], 2000, 24),  # no function leaves a whole window after its docstring
+    ([SOURCE], 20, 20),  # the prompt must leave room for a continuation
+])
+def test_function_windows_bad_input(corpus, seq_len, prompt_len):
+    with pytest.raises(ValueError):
+        function_windows(CharTokenizer(), corpus, seq_len, prompt_len)

@@ -54,3 +54,34 @@ def test_training_curve_figure():
     fig = plot_training_curves({"a": {"loss": [3.0, 2.0, 1.5, 1.2], "heldout_loss": 1.4}}, smooth=2)
     ax = fig.axes[0]
     assert len(ax.lines) == 1 and ax.lines[0].get_ydata().tolist() == [2.5, 1.75, 1.35]
+
+
+def test_humaneval_acceptance_tool_measures_every_set_on_every_prompt_set(tmp_path, monkeypatch):
+    """tools/humaneval_acceptance.py on the default model: one row per set and prompt set, as the
+    decoding counts them, rendered into RESULTS; an unknown set is refused."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from pass_ref.experiments.results_doc import transfer_section
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("humaneval_acceptance", root / "tools" / "humaneval_acceptance.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    saved = tmp_path / "mine"
+    pass_ref.load_lookahead("code", 4, recipe="extended").save_pretrained(saved)
+    out = tmp_path / "results" / "ablation" / "humaneval_acceptance.json"
+    assert tool.main(["--model", "default", "--sets", f"paper,{saved}", "--prompts", "5",
+                      "--max-new-tokens", "3", "--out", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert [(r["name"].split(" (")[0], r["prompts"]) for r in d["rows"]] == [
+        (name, prompts) for prompts in ("HumanEval 1-4 (the timed ones)", "HumanEval 5-5", "held-out code")
+        for name in ("shipped paper", str(saved))]
+    for r in d["rows"]:
+        assert r["new_tokens"] == 3 * (10 if r["prompts"] == "held-out code" else 4 if "1-4" in r["prompts"] else 1)
+        assert len(r["acceptance"]) == 4 and r["tokens_per_call"] == pytest.approx(r["new_tokens"] / r["model_calls"])
+    section = "\n".join(transfer_section(tmp_path / "results"))
+    assert "### Does held-out acceptance carry over to HumanEval?" in section and section.count("| HumanEval 5-5 |") == 2
+    with pytest.raises(SystemExit, match="neither a recipe"):
+        tool.main(["--model", "default", "--sets", str(tmp_path / "missing"), "--out", str(out)])

@@ -232,6 +232,9 @@ def test_save_pretrained_writes_a_model_card(tiny, tmp_path):
     card = (tmp_path / "la" / "README.md").read_text()
     assert "base_model:" in card and "| L (look-ahead tokens) | 3 |" in card and f"| parameters | {la.num_parameters:,} |" in card
     assert "from_pretrained" in card
+    la.metadata.update(recipe={"steps": 300, "batch_size": 8, "lr": 0.01, "init": "mean", "prompts": "functions"},
+                       first_stage={"trained_steps": 200, "first_stage": {"trained_steps": 100}})
+    assert "| training | 100 + 200 + 300 steps (3 stages, each from the previous one's vectors); the last on prompts " in la.model_card()
 
 
 def test_shipped_sets_carry_their_model_card():

@@ -150,6 +150,10 @@ def test_train_from_text_corpus(model):
         train_lookahead(model, CharTokenizer(), ["abc"], config, progress=False)
     with pytest.raises(ValueError, match="tokenizer"):
         train_lookahead(model, None, text, config, progress=False)
+    functions = TrainConfig.paper(num_lookahead=2, steps=1, batch_size=2, warmup=1, seq_len=40, blocks_per_sequence=4,
+                                  prompts="functions", distill_prompt_len=12)
+    with pytest.raises(ValueError, match="documented function"):  # the text has none: function_windows was used
+        train_lookahead(model, CharTokenizer(), text, functions, progress=False)
 
 
 def test_seq_len_too_small_for_L():
@@ -236,6 +240,11 @@ def test_paper_config_is_exactly_the_papers_stated_recipe():
     ours = {d.setting: d for d in deviations(TrainConfig())}  # the extended recipe departs in many places
     assert {"optimiser steps", "start of the vectors", "targets", "training data", "vectors inside the layers"} <= set(ours)
     assert ours["optimiser steps"].ours == "150" and ours["optimiser steps"].paper == "10,000"
+    assert "self-distillation prompts" not in ours
+    functions = {d.setting: d for d in deviations(TrainConfig(prompts="functions"))}
+    assert "docstring" in functions["self-distillation prompts"].ours
+    with pytest.raises(ValueError, match="prompts"):
+        TrainConfig(prompts="docstrings")
 
 
 def test_shipped_paper_sets_name_every_departure():

@@ -17,7 +17,8 @@ results/ablation/scale.json (one block per recipe, with its command); the vector
 results/ablation/scale_vectors/<model>-<recipe>/ (committed: Table 2 uses the Qwen ones).
 
 ``--eval-every N`` trains until the held-out loss stops improving: every N steps the loss on
-32 validation windows (held-out windows the final evaluation does not use) is measured,
+32 validation windows (held-out windows the final evaluation does not use; with ``--prompts
+functions``, held-out windows of that kind) is measured,
 training stops after ``--patience`` validations without a new best and keeps the best
 vectors; ``--steps`` is then a maximum (and sets the warm-up and cosine schedule). The
 validation curve, best step and stop step go into the vectors' metadata and history.json.
@@ -25,8 +26,10 @@ A checkpoint (``state.pt`` beside the vectors, every 25 steps) lets an interrupt
 
 ``--warm-start`` trains a second stage from the vectors a previous run saved for that model and
 recipe (a fresh warm-up and cosine schedule over ``--steps``); give it another ``--seed`` so that
-its self-distilled windows and batch order are new data. The metadata keeps the first stage's
-steps, minutes and validation curve under ``first_stage``.
+its self-distilled windows and batch order are new data. The metadata keeps the previous stage's
+steps, minutes and validation curve under ``first_stage`` (nested: a third stage holds the
+second's, which holds the first's). ``--prompts functions`` self-distils from prompts that end
+after a function's docstring, where a HumanEval prompt ends (``corpora.function_windows``).
 
 ``--ship`` then copies a model's vectors into ``pass_ref/trained/models/<model>/<recipe>/code-L4`` (what
 ``load_lookahead("code", 4, recipe=..., model=...)`` returns) with the held-out figures in their metadata;
@@ -47,7 +50,7 @@ import torch
 
 from pass_ref import LookaheadEmbeddings, load_model
 from pass_ref.experiments.evaluation import measure_acceptance
-from pass_ref.training.corpora import heldout_prompts, load_corpus, tokenize_windows
+from pass_ref.training.corpora import function_windows, heldout_prompts, load_corpus, tokenize_windows
 from pass_ref.training.train import TrainConfig, evaluate_loss, train_lookahead
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +69,9 @@ def main(argv=None) -> int:
     parser.add_argument("--ship", action="store_true", help="ship the vectors into pass_ref/trained/models/ (not SmolLM2)")
     parser.add_argument("--ship-only", action="store_true", help="ship a finished run's vectors and scale.json row, nothing else")
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate the vectors a previous run saved (no training)")
-    parser.add_argument("--warm-start", action="store_true", help="start from the vectors a previous run saved (a second stage)")
+    parser.add_argument("--warm-start", action="store_true", help="start from the vectors a previous run saved (another stage)")
+    parser.add_argument("--prompts", choices=["windows", "functions"], default="windows",
+                        help="self-distillation prompts ending anywhere, or after a function's docstring (--recipe default)")
     parser.add_argument("--seed", type=int, default=0, help="data order, insertion points and self-distilled windows")
     parser.add_argument("--out", default=str(ROOT / "results" / "ablation" / "scale.json"))
     args = parser.parse_args(argv)
@@ -90,16 +95,23 @@ def main(argv=None) -> int:
             make = TrainConfig
         config = make(num_lookahead=4, steps=args.steps, warmup=max(1, args.steps // 5),
                       distill_windows=args.distill_windows, checkpoint_every=25 if args.eval_every else 10**6,
-                      eval_every=args.eval_every, patience=args.patience, seed=args.seed)
+                      eval_every=args.eval_every, patience=args.patience, seed=args.seed,
+                      **({"prompts": args.prompts} if args.recipe == "default" else {}))
         tick = time.perf_counter()
         model, tokenizer = load_model(MODELS[name], dtype=torch.bfloat16)
         load_s = time.perf_counter() - tick
         params = sum(p.numel() for p in model.parameters())
         print(f"== {name}: {params / 1e6:.0f} M parameters, loaded in {load_s:.0f} s; {asdict(config)}", flush=True)
-        windows = tokenize_windows(tokenizer, load_corpus("code", "train"), config.seq_len)
+        if config.prompts == "functions":
+            windows = function_windows(tokenizer, load_corpus("code", "train"), config.seq_len, config.distill_prompt_len)
+        else:
+            windows = tokenize_windows(tokenizer, load_corpus("code", "train"), config.seq_len)
         vectors = ROOT / "results" / "ablation" / "scale_vectors" / f"{name}-{args.recipe}"
         heldout_all = tokenize_windows(tokenizer, load_corpus("code", "heldout"), config.seq_len, max_windows=64)
         heldout, validation = heldout_all[:32], heldout_all[32:]  # final evaluation / early stopping
+        if config.prompts == "functions":  # early stopping on the kind of window it trains on
+            validation = function_windows(tokenizer, load_corpus("code", "heldout"), config.seq_len,
+                                          config.distill_prompt_len, max_windows=32)
         if args.evaluate_only:
             la = LookaheadEmbeddings.from_pretrained(vectors, model=model)
             minutes, final_loss = la.metadata.get("train_minutes"), la.metadata.get("final_train_loss")
@@ -110,7 +122,7 @@ def main(argv=None) -> int:
                 state.parent.mkdir(parents=True, exist_ok=True)
             start = LookaheadEmbeddings.from_pretrained(vectors, model=model) if args.warm_start else None
             first_stage = None if start is None else {k: start.metadata.get(k) for k in (
-                "trained_steps", "train_minutes", "distill_minutes", "best_step", "validation", "command")}
+                "trained_steps", "train_minutes", "distill_minutes", "best_step", "validation", "command", "first_stage")}
             la, history = train_lookahead(model, tokenizer, windows, config, checkpoint=state, lookahead=start,
                                           validation=validation if args.eval_every else None)
             minutes, final_loss = (time.perf_counter() - tick) / 60, history.loss[-1]
@@ -127,7 +139,11 @@ def main(argv=None) -> int:
                     f"stopped at {history.stopped_at} ({args.patience} validations of 32 windows without a new best)"
                     if stopped else f"{len(history.loss)} steps (the maximum) without the held-out loss stopping improving")
                 if first_stage is not None:
-                    la.metadata["train_note"] += f"; a second stage after {first_stage['trained_steps']} steps from the first's vectors"
+                    earlier, depth = first_stage, 1
+                    while isinstance(earlier.get("first_stage"), dict):
+                        earlier, depth = earlier["first_stage"], depth + 1
+                    la.metadata["train_note"] += (f"; stage {depth + 1}, from the vectors of stage {depth} "
+                                                  f"({first_stage['trained_steps']} steps)")
             la.save_pretrained(vectors, overwrite=True)
             (vectors / "history.json").write_text(json.dumps(asdict(history)) + "\n")
             if state is not None:
@@ -145,6 +161,7 @@ def main(argv=None) -> int:
             "heldout_top1_accuracy": [round(a, 4) for a in acc],
             "final_train_loss": round(final_loss, 4),
             **({k: la.metadata.get(k) for k in ("best_step", "stopped_at", "trained_steps")} if args.eval_every else {}),
+            "earlier_stages": earlier_stages(la.metadata),
         }
         for label, kwargs in (("greedy", {}), ("T0.8", dict(temperature=0.8, top_k=10))):
             r = measure_acceptance(model, la, prompts, max_new_tokens=64, seed=0, **kwargs)
@@ -157,6 +174,15 @@ def main(argv=None) -> int:
         if args.ship:
             ship(name, args.recipe, row, block["command"])
     return 0
+
+
+def earlier_stages(metadata: dict) -> list[dict]:
+    """The stages a warm-started set was trained from, first first: their steps and minutes (self-distillation included)."""
+    stages, stage = [], metadata.get("first_stage")
+    while isinstance(stage, dict):
+        stages.insert(0, {"steps": stage.get("trained_steps"), "minutes": stage.get("train_minutes") or 0})
+        stage = stage.get("first_stage")
+    return stages
 
 
 def ship(name: str, recipe: str, row: dict, command: str) -> Path:

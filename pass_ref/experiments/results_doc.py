@@ -175,7 +175,8 @@ def training_section(results: Path) -> list[str]:
         lines += [
             "### The same recipes on a larger model",
             "",
-            "| recipe | model | steps | greedy LA_1..4 | greedy tokens/call | T = 0.8 tokens/call | train + distill min | command |",
+            "| recipe | model | steps (per stage) | greedy LA_1..4 | greedy tokens/call | T = 0.8 tokens/call | "
+            "minutes (self-distillation included) | command (last stage) |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for recipe, block in data["recipes"].items():
@@ -183,13 +184,32 @@ def training_section(results: Path) -> list[str]:
                 steps = str(r.get("trained_steps") or r["recipe"]["steps"])
                 if r.get("best_step"):  # trained until the held-out loss stopped improving: the best vectors are kept
                     steps += f" (best at {r['best_step']})"
+                earlier = r.get("earlier_stages") or []  # stages a warm start continued from, first first
+                steps = " + ".join([str(e["steps"]) for e in earlier] + [steps])
+                minutes = r["train_minutes"] + sum(e["minutes"] for e in earlier)  # training's clock includes distilling
                 lines.append(
                     f"| {recipe} | {model} | {steps} | {' '.join(f'{a:.2f}' for a in r['greedy']['acceptance'])} | "
-                    f"{r['greedy']['tokens_per_call']:.3f} | {r['T0.8']['tokens_per_call']:.3f} | {r['train_minutes'] + r['distill_minutes']:.1f} | "  # noqa: E501 (a table row)
+                    f"{r['greedy']['tokens_per_call']:.3f} | {r['T0.8']['tokens_per_call']:.3f} | {minutes:.1f} | "  # noqa: E501 (a table row)
                     f"`{r.get('command', block['command'])}` |"
                 )
         lines += [""]
-    return lines
+    return lines + transfer_section(results)
+
+
+def transfer_section(results: Path) -> list[str]:
+    """Each set's acceptance on HumanEval prompts beside its held-out acceptance (``tools/humaneval_acceptance.py``)."""
+    path = results / "ablation" / "humaneval_acceptance.json"
+    if not path.is_file():
+        return []
+    d = _load(path)
+    lines = ["### Does held-out acceptance carry over to HumanEval?", "",
+             f"{d['model']}, greedy PaSS (two calls, L = 4), bfloat16, {d['max_new_tokens']} new tokens per prompt, "
+             f"{_machine(d)}. The first 4 HumanEval prompts are the ones the speed tables time. "
+             f"Command: `{d['command']}` ({d['minutes']:.1f} min).", "",
+             "| set | prompts | LA_1..4 | tokens / call |", "|---|---|---|---|"]
+    for r in d["rows"]:
+        lines.append(f"| {r['name']} | {r['prompts']} | {' '.join(f'{a:.2f}' for a in r['acceptance'])} | {r['tokens_per_call']:.3f} |")
+    return lines + [""]
 
 
 def draft_layers_section(results: Path) -> list[str]:

@@ -19,6 +19,7 @@ trained checkpoint records the Python version and the number of documents it saw
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import platform
 import sysconfig
@@ -129,6 +130,51 @@ def tokenize_windows(tokenizer, corpus, seq_len: int, *, max_windows: int | None
     if max_windows is not None:
         n = min(n, max_windows)
     return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)  # (N, T)
+
+
+def _docstring_ends(text: str) -> list[int]:
+    """Character offsets just after each documented function's docstring line (where its body starts)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):  # a file of another Python version's grammar: skip it
+        return []
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    ends = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and ast.get_docstring(node, clean=False) is not None:
+            if len(node.body) > 1:  # a body after the docstring, as a HumanEval solution has
+                ends.append(starts[min(node.body[0].end_lineno, len(starts) - 1)])
+    return sorted(ends)
+
+
+def function_windows(tokenizer, corpus, seq_len: int, prompt_len: int, *, max_windows: int | None = None) -> torch.Tensor:
+    """(N, seq_len) windows whose first ``prompt_len`` tokens end where a documented function's body starts.
+
+    A HumanEval prompt is a function's signature and docstring; the model writes the body.
+    These windows put the same moment at token ``prompt_len``: their prompt is the text just
+    before the end of a docstring line (its newline included), tokenized as a prompt is, and
+    the rest is the source that followed (replaced by the model's own continuation when
+    training self-distils). One window per function that has statements after its
+    docstring, in document order; functions too close to the start or end of their file
+    for a whole window are skipped. Raises ``ValueError`` when no function gives one.
+    """
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or not 1 <= prompt_len < seq_len:
+        raise ValueError(f"need ints 1 <= prompt_len < seq_len, got prompt_len={prompt_len!r}, seq_len={seq_len!r}")
+    rows = []
+    for text in _documents(corpus):
+        for end in _docstring_ends(text):
+            # 8 characters per token is generous for source code: the slices hold the tokens needed.
+            head = tokenizer(text[max(0, end - 8 * prompt_len) : end], add_special_tokens=False).input_ids
+            tail = tokenizer(text[end : end + 8 * (seq_len - prompt_len)], add_special_tokens=False).input_ids
+            if len(head) > prompt_len and len(tail) >= seq_len - prompt_len:  # > : the slice's first token may be cut
+                rows.append(head[-prompt_len:] + tail[: seq_len - prompt_len])
+            if max_windows is not None and len(rows) >= max_windows:
+                return torch.tensor(rows, dtype=torch.long)  # (N, T)
+    if not rows:
+        raise ValueError("no documented function in the corpus leaves a whole window around its docstring's end")
+    return torch.tensor(rows, dtype=torch.long)  # (N, T)
 
 
 def heldout_prompts(tokenizer, domain: str, n: int, prompt_len: int = 32, *, seed: int = 0) -> list[torch.Tensor]:

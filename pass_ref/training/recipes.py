@@ -115,6 +115,10 @@ def deviations(recipe, *, truncated_from: int | None = None, corpus: str | None 
         rows.append(Deviation("one training per L", f"the first vectors of an L = {truncated_from} training",
                               "not stated (presumably one per L)",
                               "truncation drafted as well as separate trainings (results/trained/comparison.json)"))
+    if recipe.get("prompts", "windows") != "windows":  # sets trained before the option: prompts ending anywhere
+        rows.append(Deviation("self-distillation prompts", "each ends after a function's docstring",
+                              "not applicable (corpus text)",
+                              "extension: a HumanEval prompt ends there, so the drafts learn to start a function body"))
     if corpus is not None:
         paper_data = {"code": "The Stack, Python", "text": "English Wikipedia"}.get(corpus, "not stated")
         ours = {"code": "the standard library's Python files", "text": "pydoc's prose about Python"}.get(corpus, corpus)

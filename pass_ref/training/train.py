@@ -43,7 +43,7 @@ from transformers import DynamicCache
 
 from ..checks import check_L
 from ..lookahead import LookaheadEmbeddings
-from .corpora import tokenize_windows
+from .corpora import function_windows, tokenize_windows
 from .recipes import PAPER
 
 
@@ -199,6 +199,7 @@ INITS = {
     "frequent": from_frequent_tokens,
 }
 DATA = ("corpus", "self-greedy", "self-sampled", "self-mixed")
+PROMPTS = ("windows", "functions")  # where a self-distilled window's prompt ends (corpora.function_windows)
 INSERTIONS = ("sequence", "batch")  # who shares an insertion point: nobody, or the whole batch (the paper)
 
 
@@ -232,6 +233,7 @@ class TrainConfig:
     data: str = "self-mixed"  # the model's own continuations (winner) | "corpus" (paper) | "self-greedy" | "self-sampled"
     distill_windows: int = 1024  # windows continued by the model when data != "corpus"
     distill_prompt_len: int = 32  # tokens of each window kept as the prompt
+    prompts: str = "windows"  # prompts ending anywhere ("windows") | after a function's docstring ("functions")
     deep: bool = True  # per-layer look-ahead vectors at the LA positions (winner) | False (paper)
     eval_every: int = 0  # steps between validation losses (0: none); training stops when it stops improving
     patience: int = 3  # validations without a new best before stopping (the best vectors are kept)
@@ -262,6 +264,8 @@ class TrainConfig:
             raise ValueError(f"targets must be one of {TARGETS}, got {self.targets!r}")
         if self.data not in DATA:
             raise ValueError(f"data must be one of {DATA}, got {self.data!r}")
+        if self.prompts not in PROMPTS:
+            raise ValueError(f"prompts must be one of {PROMPTS}, got {self.prompts!r}")
         if self.data != "corpus" and not 1 <= self.distill_prompt_len < self.seq_len - self.num_lookahead - 1:
             raise ValueError(f"distill_prompt_len must leave room for targets in windows of {self.seq_len}")
         if self.seq_len < self.num_lookahead + 2:
@@ -311,8 +315,9 @@ def train_lookahead(
         model: the frozen causal LM.
         tokenizer: its tokenizer (unused when ``corpus`` is already a tensor).
         corpus: a ``pass_ref.training.corpora.Corpus``, a list of strings (cut into windows of
-            ``config.seq_len`` tokens by ``tokenize_windows``), or an (N, T) tensor of
-            token ids, one training window per row (N >= 1, T >= L + 2).
+            ``config.seq_len`` tokens by ``tokenize_windows``, or by ``function_windows`` when
+            ``config.prompts == "functions"``), or an (N, T) tensor of token ids, one training
+            window per row (N >= 1, T >= L + 2), taken as given.
         config: the recipe (default ``TrainConfig()``).
         lookahead: starting vectors (default: ``config.init``).
         checkpoint: a file; if it exists training resumes from it (same result as an
@@ -337,7 +342,10 @@ def train_lookahead(
     else:
         if tokenizer is None:
             raise ValueError("a tokenizer is needed to cut a text corpus into windows")
-        sequences = tokenize_windows(tokenizer, corpus, config.seq_len)
+        if config.prompts == "functions":
+            sequences = function_windows(tokenizer, corpus, config.seq_len, config.distill_prompt_len)
+        else:
+            sequences = tokenize_windows(tokenizer, corpus, config.seq_len)
     if sequences.ndim != 2 or sequences.shape[0] < 1 or sequences.is_floating_point():
         raise ValueError("the training windows must be a non-empty (N, T) tensor of token ids")
     N, T = sequences.shape
