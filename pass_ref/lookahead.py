@@ -283,6 +283,20 @@ class LookaheadEmbeddings(torch.nn.Module):
         paper = not self.deep and recipe.get("targets", "data") == "data" and recipe.get("data", "corpus") == "corpus"
         return "paper" if paper else "extended"
 
+    def stage_steps(self) -> list[int]:
+        """The optimiser steps of each training stage, first first ([] for a set with no recorded recipe).
+
+        A set trained on from another set's vectors keeps that set's record under
+        ``metadata["first_stage"]`` (nested once per earlier stage); the last stage is this recipe's."""
+        recipe = self.metadata.get("recipe")
+        if not isinstance(recipe, dict) or recipe.get("steps") is None:
+            return []
+        stages, earlier = [recipe["steps"]], self.metadata.get("first_stage")
+        while isinstance(earlier, dict) and earlier.get("trained_steps"):
+            stages.insert(0, earlier["trained_steps"])
+            earlier = earlier.get("first_stage")
+        return stages
+
     def model_card(self) -> str:
         """A Hub-style ``README.md``: base model, recipe, L, parameters, measured acceptance, loading."""
         base, m = self.base_model.get("name_or_path") or "unknown", self.metadata
@@ -294,15 +308,12 @@ class LookaheadEmbeddings(torch.nn.Module):
             rows.append(f"| training corpus | {m['corpus'].get('domain')} ({m['corpus'].get('documents')} documents) |")
         if isinstance(m.get("recipe"), dict):
             r = m["recipe"]
-            stages, earlier = [r.get("steps")], m.get("first_stage")
-            while isinstance(earlier, dict) and earlier.get("trained_steps"):  # stages trained from earlier vectors
-                stages.insert(0, earlier["trained_steps"])
-                earlier = earlier.get("first_stage")
+            stages = self.stage_steps() or [r.get("steps")]
             steps = " + ".join(map(str, stages)) + " steps"
             if len(stages) > 1:
                 steps += f" ({len(stages)} stages, each from the previous one's vectors)"
             if r.get("prompts") == "functions":
-                steps += "; the last on prompts ending after a function's docstring"
+                steps += f"; {'the last' if len(stages) > 1 else 'self-distilled'} on prompts ending after a function's docstring"
             rows.append(f"| training | {steps}, batch {r.get('batch_size')}, lr {r.get('lr')}, init {r.get('init')} |")
         if "truncated_from" in m:
             rows.append(f"| made from | the first {self.num_lookahead} vectors of an L = {m['truncated_from']} training |")

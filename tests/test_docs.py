@@ -81,3 +81,6 @@ def test_table2_names_the_set_it_was_measured_with():
     assert _set_trained({"lookahead_recipe": str(recipe)}).endswith("100 training steps on 384 self-distilled windows.")
     assert _set_trained({"lookahead_recipe": {"steps": 50, "data": "corpus"}}).endswith("50 training steps.")
     assert _set_trained({}) == "" and _set_trained({"lookahead_recipe": "not a dict"}) == ""
+    staged = {"lookahead_recipe": {**recipe, "steps": 300, "prompts": "functions"}, "lookahead_stage_steps": [300, 300, 300]}
+    assert _set_trained(staged).endswith("300 + 300 + 300 training steps in 3 stages, each from the previous one's vectors, "
+                                         "the last on 384 self-distilled windows, their prompts ending after a function's docstring.")

@@ -235,6 +235,11 @@ def test_save_pretrained_writes_a_model_card(tiny, tmp_path):
     la.metadata.update(recipe={"steps": 300, "batch_size": 8, "lr": 0.01, "init": "mean", "prompts": "functions"},
                        first_stage={"trained_steps": 200, "first_stage": {"trained_steps": 100}})
     assert "| training | 100 + 200 + 300 steps (3 stages, each from the previous one's vectors); the last on prompts " in la.model_card()
+    assert la.stage_steps() == [100, 200, 300]
+    la.metadata.pop("first_stage")
+    assert la.stage_steps() == [300] and "| training | 300 steps; self-distilled on prompts ending after" in la.model_card()
+    la.metadata.pop("recipe")
+    assert la.stage_steps() == []
 
 
 def test_shipped_sets_carry_their_model_card():

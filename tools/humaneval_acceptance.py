@@ -47,11 +47,7 @@ def load_set(spec: str, model) -> pass_ref.LookaheadEmbeddings:
 def label(spec: str, la: pass_ref.LookaheadEmbeddings) -> str:
     """The set's name in the table: its recipe, or its folder, with its training steps and prompts."""
     recipe = la.metadata.get("recipe") or {}
-    stages, earlier = [recipe.get("steps")], la.metadata.get("first_stage")
-    while isinstance(earlier, dict):
-        stages.insert(0, earlier.get("trained_steps"))
-        earlier = earlier.get("first_stage")
-    steps = " + ".join(str(s) for s in stages if s is not None)
+    steps = " + ".join(map(str, la.stage_steps()))
     where = f"shipped {spec}" if spec in RECIPES else spec
     kind = ", function prompts last" if recipe.get("prompts") == "functions" else ""
     return f"{where} ({steps} steps{kind})" if steps else where

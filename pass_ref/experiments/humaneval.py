@@ -362,6 +362,7 @@ def run_table2(
         "model": model_name or str(getattr(model.config, "name_or_path", "")),
         "num_lookahead": lookahead.num_lookahead,
         "lookahead_recipe": lookahead.metadata.get("recipe") if lookahead.metadata else None,
+        "lookahead_stage_steps": lookahead.stage_steps(),
         "max_new_tokens": max_new_tokens,
         "top_k": top_k,
         "timeout_s": timeout,

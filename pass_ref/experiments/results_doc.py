@@ -120,7 +120,14 @@ def _set_trained(config: dict) -> str:
     if not isinstance(recipe, dict) or "steps" not in recipe:
         return ""
     data = f" on {recipe['distill_windows']} self-distilled windows" if recipe.get("data", "corpus") != "corpus" else ""
-    return f" Measured with the look-ahead set as it was then: {recipe['steps']} training steps{data}."
+    stages = config.get("lookahead_stage_steps") or [recipe["steps"]]  # runs before stages were recorded: one
+    steps = f"{stages[0]} training steps" if len(stages) == 1 else (
+        f"{' + '.join(map(str, stages))} training steps in {len(stages)} stages, each from the previous one's vectors")
+    if len(stages) > 1:
+        data = data.replace(" on ", ", the last on ", 1)
+    if recipe.get("prompts") == "functions":
+        data += ", their prompts ending after a function's docstring"
+    return f" Measured with the look-ahead set as it was then: {steps}{data}."
 
 
 def table2_section(results: Path) -> list[str]:
