@@ -5,9 +5,9 @@
         --sets extended,paper,results/ablation/scale_vectors/Qwen2.5-Coder-0.5B-Instruct-default
 
 Each set decodes with PaSS (two calls, all L look-ahead tokens), greedy, bfloat16, EOS ignored,
-64 new tokens, on two prompt sets: the first ``--prompts`` HumanEval prompts (whole; the first 4
-are the ones ``bench`` and ``fastest`` time) and 10 held-out code prompts (32-token windows of
-held-out standard-library files, the ones ``tools/scale.py`` reports). A set is a shipped
+64 new tokens, on three prompt sets: the first 4 HumanEval prompts (whole; the ones ``bench``
+and ``fastest`` time), the next ones up to ``--prompts``, and 10 held-out code prompts (32-token
+windows of held-out standard-library files, the ones ``tools/scale.py`` reports). A set is a shipped
 recipe's name ("extended", "paper": ``load_lookahead("code", 4, recipe=..., model=...)``) or a
 folder saved with ``save_pretrained``. HumanEval is evaluation data only: no set trains on it.
 Writes results/ablation/humaneval_acceptance.json (rendered into docs/RESULTS.md).

@@ -139,10 +139,8 @@ def main(argv=None) -> int:
                     f"stopped at {history.stopped_at} ({args.patience} validations of 32 windows without a new best)"
                     if stopped else f"{len(history.loss)} steps (the maximum) without the held-out loss stopping improving")
                 if first_stage is not None:
-                    earlier, depth = first_stage, 1
-                    while isinstance(earlier.get("first_stage"), dict):
-                        earlier, depth = earlier["first_stage"], depth + 1
-                    la.metadata["train_note"] += (f"; stage {depth + 1}, from the vectors of stage {depth} "
+                    stage = len(la.stage_steps())  # this one, after every earlier stage
+                    la.metadata["train_note"] += (f"; stage {stage}, from the vectors of stage {stage - 1} "
                                                   f"({first_stage['trained_steps']} steps)")
             la.save_pretrained(vectors, overwrite=True)
             (vectors / "history.json").write_text(json.dumps(asdict(history)) + "\n")
