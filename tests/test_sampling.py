@@ -96,3 +96,63 @@ def test_bad_sampling_settings_raise(kwargs, error):
     """Meaningless settings fail loudly."""
     with pytest.raises(error):
         SamplingConfig(**kwargs)
+
+
+# The two-stage scans for large vocabularies (V a multiple of BLOCK, on CPU).
+
+LARGE_V = 64 * 128  # takes the blocked path
+
+
+def _flat_sample(probs, generator):
+    """The one-stage inverse CDF the blocked sampler must reproduce (same uniforms)."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, generator=generator, dtype=probs.dtype) * cdf[:, -1:]
+    index = torch.searchsorted(cdf, u, right=True)
+    return torch.minimum(index, torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False))[:, 0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_argmax_tokens_equals_torch_argmax(dtype):
+    """First maximum of each row, ties and NaN included, blocked or not, any leading shape."""
+    from pass_ref.sampling import BLOCK, _blocked, argmax_tokens
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 6, LARGE_V, generator=g).to(dtype)
+    logits[0, 0, 7] = logits[0, 0, 4000] = logits[0, 0].max() + 1  # a tie across blocks: the first wins
+    logits[0, 1, 130] = logits[0, 1, 129] = logits[0, 1].max() + 1  # a tie inside one block
+    logits[1, 2, 5000] = float("nan")  # NaN counts as the maximum, as in torch.argmax
+    logits[1, 3, -1] = logits[1, 3].max() + 1  # the very last entry
+    assert _blocked(logits.reshape(-1, LARGE_V)) and LARGE_V % BLOCK == 0
+    assert torch.equal(argmax_tokens(logits), logits.argmax(-1))
+    small = torch.randn(4, 50257, generator=g).to(dtype)  # not a multiple of BLOCK: torch's own argmax
+    assert torch.equal(argmax_tokens(small), small.argmax(-1))
+    greedy = logits_to_probs(logits, SamplingConfig(0.0))
+    assert greedy.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    assert torch.equal(greedy.argmax(-1)[0], logits.argmax(-1)[0]) and torch.equal(greedy.sum(-1), torch.ones(2, 6, dtype=greedy.dtype))
+
+
+def test_blocked_sample_matches_the_flat_inverse_cdf():
+    """Same uniforms, same tokens as the one-stage scan, on peaked and flat large-vocabulary rows."""
+    g = torch.Generator().manual_seed(4)
+    logits = torch.cat([3 * torch.randn(300, LARGE_V, generator=g), torch.randn(300, LARGE_V, generator=g) / 10])
+    probs = torch.softmax(logits.double(), -1)
+    blocked = sample(probs, torch.Generator().manual_seed(9))
+    flat = _flat_sample(probs, torch.Generator().manual_seed(9))
+    assert torch.equal(blocked, flat)
+    one_hot = torch.nn.functional.one_hot(torch.tensor([0, 127, 128, LARGE_V - 1]), LARGE_V).float()
+    assert sample(one_hot, g).tolist() == [0, 127, 128, LARGE_V - 1]
+
+
+def test_blocked_sample_never_picks_zero_mass_and_fits_its_law():
+    """Mass on a few tokens at block edges: only they are drawn, at their frequencies (chi-square, with a negative control)."""
+    from scipy.stats import chisquare
+
+    support = torch.tensor([0, 127, 128, 4095, 4096, LARGE_V - 1])
+    weights = torch.tensor([0.05, 0.1, 0.15, 0.2, 0.2, 0.3], dtype=torch.float64)
+    probs = torch.zeros(LARGE_V, dtype=torch.float64).index_put_((support,), weights)
+    draws = sample(probs.expand(40000, -1), torch.Generator().manual_seed(2))
+    assert set(draws.tolist()) <= set(support.tolist())
+    counts = torch.stack([(draws == s).sum() for s in support]).double()
+    assert chisquare(counts.numpy(), (weights * 40000).numpy()).pvalue > 1e-3
+    wrong = torch.tensor([0.1, 0.1, 0.1, 0.2, 0.2, 0.3], dtype=torch.float64) * 40000
+    assert chisquare(counts.numpy(), wrong.numpy()).pvalue < 1e-6  # negative control
