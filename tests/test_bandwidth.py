@@ -10,9 +10,20 @@ from pass_ref.lookahead import LookaheadEmbeddings
 
 
 def test_weight_bytes_counts_each_tensor_once(tiny_model):
+    """What a one-token pass streams: every weight once; an untied input embedding table not at all."""
     expected = sum(p.numel() * p.element_size() for p in tiny_model.parameters())
     expected += sum(b.numel() * b.element_size() for b in tiny_model.buffers())
-    assert weight_bytes(tiny_model) == expected
+    table = tiny_model.get_input_embeddings().weight
+    assert not tiny_model.config.tie_word_embeddings  # the tiny model's table is its own: gathered, not streamed
+    assert weight_bytes(tiny_model) == expected - table.numel() * table.element_size()
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=50, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=2, tie_word_embeddings=True)
+    shared = LlamaForCausalLM(config)  # tied: the table is the LM head, streamed once
+    assert shared.get_output_embeddings().weight is shared.get_input_embeddings().weight
+    assert weight_bytes(shared) == sum(p.numel() * p.element_size() for p in shared.parameters()) + sum(
+        b.numel() * b.element_size() for b in shared.buffers())
     tied = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False))
     tied[1].weight = tied[0].weight  # one storage, two modules
     assert weight_bytes(tied) == 10 * 4 * 4

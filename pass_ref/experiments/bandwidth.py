@@ -7,7 +7,9 @@ little arithmetic per byte read, so on CPUs and GPUs alike its time is bounded b
 
 ``memory_bandwidth`` measures the bandwidth with a large tensor copy (each byte is read
 once and written once, so the copy moves twice the tensor's bytes); ``weight_bytes``
-counts a model's weights once each (tied embeddings once). The doctor reports t(1)
+counts the weights a one-token pass reads, each once: tied embeddings once, as the LM
+head, and an input embedding table of its own not at all, since a lookup reads one row
+of it (Qwen2.5-0.5B's untied table is a fifth of its weights). The doctor reports t(1)
 against the bound per dtype: a ratio near 1 means decoding is as fast as the memory
 allows and only fewer calls (speculation) can help; a large ratio means time is lost in
 the forward itself (kernels, Python, dispatch), which compilation can win back.
@@ -22,12 +24,23 @@ import torch
 
 
 def weight_bytes(model) -> int:
-    """Bytes of the model's parameters and buffers, each storage counted once (tied weights once)."""
-    seen, total = set(), 0
+    """Bytes a one-token forward pass streams: parameters and buffers, each storage once (tied weights once).
+
+    An input embedding table that is not also the LM head is left out: the pass gathers
+    one of its rows, it does not stream it. (Modules without ``get_input_embeddings``
+    count everything.)"""
+    def key(tensor):
+        return tensor.device, tensor.untyped_storage().data_ptr()
+
+    seen = set()
+    lookup = getattr(model, "get_input_embeddings", lambda: None)()
+    head = getattr(model, "get_output_embeddings", lambda: None)()
+    if lookup is not None and (head is None or key(head.weight) != key(lookup.weight)):
+        seen.add(key(lookup.weight))  # untied: gathered row by row, never streamed
+    total = 0
     for tensor in list(model.parameters()) + list(model.buffers()):
-        key = (tensor.device, tensor.untyped_storage().data_ptr())
-        if key not in seen:
-            seen.add(key)
+        if key(tensor) not in seen:
+            seen.add(key(tensor))
             total += tensor.numel() * tensor.element_size()
     return total
 
