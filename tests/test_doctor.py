@@ -98,3 +98,26 @@ def test_recommendation_is_measured_against_the_fastest_plain_decoding(tiny_mode
     report.curves["bfloat16"] = curve([0.5] * 40, "bfloat16")  # now bfloat16 is fast too: a drafting method wins overall
     said = " ".join(report.verdict())
     assert "the fastest plain decoding measured here (bfloat16, 5.0 ms per token)" in said
+
+
+def test_results_doc_names_the_doctors_model_and_its_command(tiny_model, tmp_path):
+    """A report on another model says which, and its command reproduces it with --model; an older report
+    without the field was the default model's."""
+    import json
+
+    from pass_ref.experiments.doctor import DEFAULT_MODEL_LABEL, save_report
+    from pass_ref.experiments.results_doc import doctor_section
+
+    la = pass_ref.LookaheadEmbeddings.from_random(tiny_model, 3, seed=0)
+    runs = record_calls(method_table(tiny_model, la, 3, lookup_tokens=4), [torch.tensor([[1, 2, 3, 1, 2]])], 8)
+    folder = tmp_path / "out" / "doctor"
+    folder.mkdir(parents=True)
+    report = DoctorReport(machine_features(), {"float32": curve([1.0] * 40, "float32")}, runs, 3, 1.0, model="my-org/coder")
+    assert "Model: my-org/coder" in report.format()
+    save_report(report, folder / "b.json")
+    old = report.to_dict()
+    del old["model"]
+    (folder / "a.json").write_text(json.dumps(old), encoding="utf-8")
+    text = "\n".join(doctor_section(tmp_path / "out"))
+    assert f"### {DEFAULT_MODEL_LABEL} · " in text and "`python -m pass_ref doctor --out out/doctor/a.json`" in text
+    assert "### my-org/coder · " in text and "`python -m pass_ref --model my-org/coder doctor --out out/doctor/b.json`" in text

@@ -45,6 +45,7 @@ from .latency import LatencyCurve, best_groups, best_num_lookahead, break_even, 
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # oneDNN's and ATen's instruction-set caps
+DEFAULT_MODEL_LABEL = "default (SmolLM2-135M-Instruct)"  # how reports name the model when none was given
 LATENCY_N = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 17, 21, 25, 32)
 
 
@@ -142,6 +143,7 @@ class DoctorReport:
     bandwidth: float | None = None  # bytes per second of a large copy (``bandwidth.memory_bandwidth``)
     weights: dict[str, int] = field(default_factory=dict)  # dtype -> weight bytes
     acceptance: list[float] | None = None  # the set's measured per-position acceptance (for one-call groups)
+    model: str = DEFAULT_MODEL_LABEL  # the model as named on the command line (``--model``)
 
     def groups(self) -> dict[str, dict]:
         """Per setup: one-call PaSS's group set chosen from the set's acceptance and that setup's t(n) (``best_groups``)."""
@@ -232,7 +234,7 @@ class DoctorReport:
                 f"measures it)."]
 
     def to_dict(self) -> dict:
-        return {"machine": self.machine, "L": self.L, "seconds": self.seconds, "rows": self.rows(),
+        return {"machine": self.machine, "model": self.model, "L": self.L, "seconds": self.seconds, "rows": self.rows(),
                 "recommendation": self.recommendation(), "fastest_plain": self.fastest_plain(), "verdict": self.verdict(),
                 "bandwidth": self.bandwidth, "streaming": self.streaming(), "acceptance": self.acceptance,
                 "groups": self.groups(), "lookahead_choices": self.lookahead_choices(),
@@ -241,7 +243,7 @@ class DoctorReport:
 
     def format(self) -> str:
         m = self.machine
-        lines = ["## This machine", ""]
+        lines = ["## This machine", "", f"Model: {self.model}"]
         if "gpu" in m:
             lines.append(f"GPU: {m['gpu']} (torch {m['torch']})")
         else:
@@ -358,7 +360,7 @@ def run_doctor(
             curves[f"{str(dtype).replace('torch.', '')} compiled"] = measure_static_latency(fast, context=128, repeats=repeats)
         del model
     return DoctorReport(machine_features(device), curves, runs, L, time.perf_counter() - start, bandwidth, weights,
-                        lookahead.measured_acceptance(L))
+                        lookahead.measured_acceptance(L), str(model_name or DEFAULT_MODEL_LABEL))
 
 
 def save_report(report: DoctorReport, path: str | Path) -> None:

@@ -351,7 +351,7 @@ def fastest_decoding(
     from ..trained import load_lookahead
     from ..training.corpora import heldout_prompts
     from .bench_setup import task_prompts
-    from .doctor import machine_features
+    from .doctor import DEFAULT_MODEL_LABEL, machine_features
 
     start = time.perf_counter()
     plan = plan_rows(methods, dtypes, recipes, compiled)
@@ -408,7 +408,7 @@ def fastest_decoding(
         record["predicted_ms_per_token"] = setups[record["setup"]].predicted_ms(record)
     rows = summarize(records)
     config = {
-        "command": command, "model": str(name_or_path or "default (SmolLM2-135M-Instruct)"), "methods": list(methods),
+        "command": command, "model": str(name_or_path or DEFAULT_MODEL_LABEL), "methods": list(methods),
         "dtypes": list(dtypes), "compiled": compiled, "recipes": list(recipes), "L": L,
         "groups": groups if groups is None or isinstance(groups, str) else list(groups), "pass_lookahead": pass_lookahead,
         "lookup_tokens": lookup_tokens, "hybrid_groups": list(hybrid_groups),

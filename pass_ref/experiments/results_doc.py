@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from .bench import format_markdown
+from .doctor import DEFAULT_MODEL_LABEL
 from .humaneval import format_table2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -358,8 +359,9 @@ def doctor_section(results: Path) -> list[str]:
     for path in sorted(results.glob("doctor/*.json")):
         data = _load(path)
         ns = (2, 5, 9, 17, 25, 32)
+        model = data.get("model", DEFAULT_MODEL_LABEL)  # reports from before the model was recorded ran the default
         lines += [
-            f"### {_machine({'machine': data['machine']})} ({path.name})",
+            f"### {model} · {_machine({'machine': data['machine']})} ({path.name})",
             "",
             "| dtype | t(1) ms | " + " | ".join(f"t({n})/t(1)" for n in ns) + " |",
             "|---|---|" + "---|" * len(ns),
@@ -385,10 +387,12 @@ def doctor_section(results: Path) -> list[str]:
         best = data["recommendation"]
         env = " ".join(f"{k}={v}" for k, v in (data["machine"].get("isa_limits") or {}).items())
         said = " ".join(data["verdict"]) if "verdict" in data else f"Recommendation: {best['method']} in {best['dtype']}."
+        named = "" if model == DEFAULT_MODEL_LABEL else f" --model {model}"
         compiled = " --compiled" if any(c.get("padded") for c in data["curves"].values()) else ""
         lines += [
             "",
-            f"{said} Command: `{env + ' ' if env else ''}python -m pass_ref doctor{compiled} --out {path.relative_to(results.parent)}`.",
+            f"{said} Command: `{env + ' ' if env else ''}python -m pass_ref{named} doctor{compiled} "
+            f"--out {path.relative_to(results.parent)}`.",
             "",
         ]
     return lines
