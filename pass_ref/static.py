@@ -295,8 +295,11 @@ def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int
         compile: compile each size now (``torch.compile`` with inductor freezing: the weights
             become constants of the graph, prepacked for the CPU's matmul library; CUDA graphs
             on GPU), which takes about half a minute per size on a laptop CPU, in every new
-            process (frozen graphs were not served from inductor's disk cache). False gives
-            the same static path uncompiled.
+            process: inductor's disk cache cannot hold prepacked weights. With
+            ``TORCHINDUCTOR_CPP_WEIGHT_PREPACK=0`` in the environment later processes load the
+            graphs from that cache; what that costs per call depends on the CPU and the call
+            size (``docs/architecture.md``).
+            False gives the same static path uncompiled.
         progress: print a line as each size starts compiling.
     Returns:
         the copy, with ``.pass_ref_static`` (a ``StaticDecoding``: its sizes and per-size
