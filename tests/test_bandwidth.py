@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from pass_ref.experiments.bandwidth import memory_bandwidth, streaming_bound, weight_bytes
 from pass_ref.experiments.doctor import DoctorReport, machine_features, method_table, record_calls
@@ -16,8 +17,6 @@ def test_weight_bytes_counts_each_tensor_once(tiny_model):
     table = tiny_model.get_input_embeddings().weight
     assert not tiny_model.config.tie_word_embeddings  # the tiny model's table is its own: gathered, not streamed
     assert weight_bytes(tiny_model) == expected - table.numel() * table.element_size()
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     config = LlamaConfig(vocab_size=50, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
                          num_key_value_heads=2, tie_word_embeddings=True)
     shared = LlamaForCausalLM(config)  # tied: the table is the LM head, streamed once

@@ -9,10 +9,11 @@ little arithmetic per byte read, so on CPUs and GPUs alike its time is bounded b
 once and written once, so the copy moves twice the tensor's bytes); ``weight_bytes``
 counts the weights a one-token pass reads, each once: tied embeddings once, as the LM
 head, and an input embedding table of its own not at all, since a lookup reads one row
-of it (Qwen2.5-0.5B's untied table is a fifth of its weights). The doctor reports t(1)
-against the bound per dtype: a ratio near 1 means decoding is as fast as the memory
-allows and only fewer calls (speculation) can help; a large ratio means time is lost in
-the forward itself (kernels, Python, dispatch), which compilation can win back.
+of it (Qwen2.5-Coder-0.5B as loaded from its GGUF file has one: a fifth of its weights).
+The doctor reports t(1) against the bound per dtype: a ratio near 1 means decoding is as
+fast as the memory allows and only fewer calls (speculation) can help; a large ratio means
+time is lost in the forward itself (kernels, Python, dispatch), which compilation can win
+back.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def weight_bytes(model) -> int:
         seen.add(key(lookup.weight))  # untied: gathered row by row, never streamed
     total = 0
     for tensor in list(model.parameters()) + list(model.buffers()):
-        if key(tensor) not in seen:
-            seen.add(key(tensor))
+        if (storage := key(tensor)) not in seen:
+            seen.add(storage)
             total += tensor.numel() * tensor.element_size()
     return total
 
