@@ -298,6 +298,13 @@ def _pass_lookahead(text: str):
     return positive_int(text)
 
 
+def _freeze(text: str):
+    """--freeze: "auto" (the one-token graph timed frozen against plain weights), "all", "none" or sizes 5,9,..."""
+    if text in ("auto", "all", "none"):
+        return {"auto": "auto", "all": True, "none": False}[text]
+    return _number_list(text, int)
+
+
 def cmd_bench(args) -> int:
     """Every method on the same prompts, interleaved; table, CSV/JSON and figures under --out."""
     from .experiments.bench import format_markdown
@@ -397,7 +404,7 @@ def cmd_fastest(args) -> int:
                               recipes=args.recipes, L=args.num_lookahead, groups=args.groups, pass_lookahead=args.pass_lookahead,
                               lookup_tokens=args.lookup_tokens,
                               prompts=args.prompts, max_new_tokens=args.max_new_tokens, max_cache_len=args.max_cache_len,
-                              out=args.out, command=command)
+                              freeze=args.freeze, out=args.out, command=command)
     print(format_markdown(result.rows))
     print(verdict(result.rows))
     compile_s = ", ".join(f"{k} {v:.0f} s" for k, v in result.compile_seconds.items())
@@ -616,6 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--max-cache-len", type=positive_int, default=None,
                     help="static caches' length, ours and transformers' (default: what the runs need, rounded up to 64)")
     fa.add_argument("--eager-only", action="store_true", help="skip our compiled static path")
+    fa.add_argument("--freeze", type=_freeze, default="auto",
+                    help="compiled sizes frozen with prepacked weights: auto (the one-token call timed both ways), all, "
+                         "none or e.g. 5,9")
     fa.add_argument("--out", default=None, help="folder for summary.md, results.json, records.jsonl")
     fa.add_argument("--save", action="store_true", help="write to results/fastest/<model>-<cpu kind> (read by make results-doc)")
     fa.set_defaults(func=cmd_fastest)

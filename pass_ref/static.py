@@ -13,9 +13,9 @@ suits speculative decoding:
   smallest size >= Q: pad rows sit after the real ones (no real row sees them), and their
   keys/values are cropped with the look-ahead ones;
 - ``torch.compile`` of the decoder and the LM head for each size, with inductor weight
-  freezing (prepacked matmuls) on CPU and CUDA graphs on GPU. The head computes every
-  row of the block: PaSS's calls keep all their rows, and a few rows cost about what one
-  does while the head's weights stream from memory. Guards on the model's modules are
+  freezing (prepacked matmuls) for the sizes in ``freeze`` and CUDA graphs on GPU. The
+  head computes every row of the block: PaSS's calls keep all their rows, and a few rows
+  cost about what one does while the head's weights stream from memory. Guards on the model's modules are
   skipped (the model is frozen).
 
 ``static_model(model)`` returns a copy of the model that shares its weights, with a
@@ -52,10 +52,10 @@ DTYPES = {"cpu": (torch.float32, torch.bfloat16, torch.float64), "cuda": (torch.
 MAX_SIZES = 8  # torch.compile's default recompilation limit per function
 
 
-def _own_code(method):
+def _own_code(method, tag: str = ""):
     """``method`` bound to the same object through a code object of its own (torch.compile caches per code object)."""
     function = method.__func__
-    code = function.__code__.replace(co_name=f"{function.__name__}_{id(method.__self__):x}")
+    code = function.__code__.replace(co_name=f"{function.__name__}_{id(method.__self__):x}{tag and '_' + tag}")
     return types.MethodType(types.FunctionType(code, function.__globals__, code.co_name, function.__defaults__,
                                                function.__closure__), method.__self__)
 
@@ -90,6 +90,15 @@ def _check_model(model) -> torch.device:
     return device
 
 
+def _check_freeze(freeze: bool | Sequence[int], sizes: tuple[int, ...]) -> frozenset[int]:
+    """The sizes whose compiled graphs are frozen: all (True), none (False) or those listed (each one of ``sizes``)."""
+    if isinstance(freeze, bool):
+        return frozenset(sizes if freeze else ())
+    if isinstance(freeze, (str, bytes)) or not isinstance(freeze, Sequence) or not set(freeze) <= set(sizes):
+        raise ValueError(f"freeze must be True, False or some of the call sizes {list(sizes)}, got {freeze!r}")
+    return frozenset(freeze)
+
+
 def _check_sizes(sizes: Sequence[int], max_cache_len: int) -> tuple[int, ...]:
     if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
         raise ValueError(f"sizes must be positive ints, got {sizes!r}")
@@ -108,11 +117,14 @@ class StaticDecoding:
         sizes: the compiled call sizes, ascending.
         max_cache_len: positions the cache holds (prompt + new tokens + positions ahead).
         compiled: whether the decoder is compiled (False: the same static path, eager).
+        frozen: the compiled sizes whose graph is frozen (weights prepacked as constants); the
+            others' graphs read the model's weight tensors.
         warmed: the sizes already run once (compiled, when ``compiled``).
         calls_by_size: how many calls ran at each padded size; ``eager_calls`` those run at their exact size.
     """
 
-    def __init__(self, model, *, sizes: Sequence[int], max_cache_len: int, compile: bool) -> None:
+    def __init__(self, model, *, sizes: Sequence[int], max_cache_len: int, compile: bool,
+                 freeze: bool | Sequence[int] = True) -> None:
         if isinstance(max_cache_len, bool) or not isinstance(max_cache_len, int) or max_cache_len < 2:
             raise ValueError(f"max_cache_len must be an int >= 2, got {max_cache_len!r}")
         self.device = _check_model(model)
@@ -121,6 +133,8 @@ class StaticDecoding:
         if limit is not None and max_cache_len > limit:
             raise ValueError(f"max_cache_len ({max_cache_len}) exceeds the model's context of {limit}")
         self.sizes = _check_sizes(sizes, max_cache_len)
+        frozen = _check_freeze(freeze, self.sizes)
+        self.frozen = frozen if compile else frozenset()
         self.dtype = model.get_input_embeddings().weight.dtype
         self.cache = _StaticCache(config=model.config, max_cache_len=max_cache_len)
         self.owner: StaticCachedModel | None = None
@@ -132,17 +146,26 @@ class StaticDecoding:
         self._num_layers = len(decoder_layers(model))
         self._blocks: dict[int, tuple] = {}  # B -> (offsets (B,), causal block (B, B), zero delta (num_layers, B, D))
         install_delta_hooks(model)
-        self._run = self._logits
-        if compile:
-            # Guards on the model's modules are skipped: the model is frozen, so checking its
-            # hundreds of parameters before every call would only cost time. Freezing bakes the
-            # weights into the graph, and torch.compile caches graphs per code object, so this
-            # object compiles its own copy of ``_logits``: another model of the same shapes must
-            # never run on these weights. (Freezing is switched on in ``warm_up``, where the graphs
-            # are built: given in ``options`` it left plain matmuls in the graph, unpacked.)
+        self._graphs: dict[tuple[int, bool], object] = {}  # (size, frozen) -> its compiled call, once built
+        self._runs = {size: self._compiled(size, size in self.frozen) if compile else self._logits for size in self.sizes}
+
+    def _compiled(self, size: int, frozen: bool):
+        """The compiled call of ``size`` inputs, frozen or with plain weights (built on its first run, in ``warm_up``).
+
+        Guards on the model's modules are skipped: the model is frozen, so checking its hundreds
+        of parameters before every call would only cost time. A frozen graph holds the weights
+        as constants, and torch.compile caches graphs per code object, so each (size, frozen)
+        gets its own copy of ``_logits``: another model of the same shapes, or another variant,
+        never runs on this graph. (Freezing is switched on where the graph is built, in
+        ``_build``: given in ``options`` it left plain matmuls in the graph, unpacked.)
+        """
+        if (size, frozen) not in self._graphs:
             options = {"triton.cudagraphs": self.device.type == "cuda",
                        "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe}
-            self._run = torch.compile(_own_code(self._logits), dynamic=False, fullgraph=True, options=options)
+            tag = f"{size}_{'frozen' if frozen else 'plain'}"
+            self._graphs[size, frozen] = torch.compile(_own_code(self._logits, tag), dynamic=False, fullgraph=True,
+                                                       options=options)
+        return self._graphs[size, frozen]
 
     def _decoder(self, embeds, offsets, block, delta):
         """The decoder on one block of B inputs after the cached ones: (1, B, D) in, last hidden states (1, B, D) out.
@@ -168,6 +191,10 @@ class StaticDecoding:
         them all), and a few rows cost no more than one while the head's weights stream.
         """
         return self.model.get_output_embeddings()(self._decoder(embeds, offsets, block, delta)[0])
+
+    def _run(self, B: int, embeds, offsets, block, delta):
+        """One padded call of size B through that size's graph (compiled, frozen or not, or eager): (B, V) logits."""
+        return self._runs[B](embeds, offsets, block, delta)
 
     def _prefill(self, embeds, offsets, block, delta, rows: slice):
         """The prompt's call, eager at its exact length: (1, Q, D) in, logits of ``rows`` only out."""
@@ -199,21 +226,42 @@ class StaticDecoding:
 
         (The core holds no clock: time this call from outside to know what compilation costs.)
         """
-        import torch._inductor.config as inductor_config
-
-        cached = self.open()
-        with torch.inference_mode(), inductor_config.patch(freezing=self.compiled):
-            cached.forward([0])
-            for i, size in enumerate(self.sizes):
-                if progress:
-                    print(f"static path: compiling size {size} ({i + 1} of {len(self.sizes)}) ...", flush=True)
-                for _ in range(2 if self.device.type == "cuda" else 1):  # CUDA graphs record on the second call
-                    cached.forward([0] * size)
-                    cached.rollback(1)
-                self.warmed += (size,)
+        for i, size in enumerate(self.sizes):
+            if progress:
+                kind = "frozen" if size in self.frozen else "plain weights"
+                print(f"static path: compiling size {size}, {kind} ({i + 1} of {len(self.sizes)}) ...", flush=True)
+            self._build(size, size in self.frozen)
+            self.warmed += (size,)
         self.calls_by_size = {size: 0 for size in self.sizes}
         self.eager_calls = 0
+
+    def _build(self, size: int, frozen: bool) -> None:
+        """Run the (size, frozen) graph once on a dummy prompt, so that it compiles now; calls of ``size`` then use it."""
+        import torch._inductor.config as inductor_config
+
+        self._runs[size] = self._compiled(size, frozen) if self.compiled else self._logits
+        cached = self.open()
+        with torch.inference_mode(), inductor_config.patch(freezing=self.compiled and frozen):
+            cached.forward([0])
+            for _ in range(2 if self.device.type == "cuda" else 1):  # CUDA graphs record on the second call
+                cached.forward([0] * size)
+                cached.rollback(1)
         self.open()
+
+    def use_freezing(self, size: int, frozen: bool, *, drop_other: bool = False) -> None:
+        """Make calls of ``size`` run its frozen (prepacked) graph or its plain-weight one, compiling it if needed.
+
+        Which is faster depends on the CPU and the call size (``docs/architecture.md``);
+        ``pass_ref.experiments.latency.choose_freezing`` times both. ``drop_other``: forget
+        the other variant's graph (a frozen graph holds its own copy of the weights).
+        """
+        if not self.compiled or size not in self.sizes:
+            raise ValueError(f"freezing applies to the compiled sizes {list(self.sizes) if self.compiled else []}, not {size}")
+        if self._runs[size] is not self._graphs.get((size, frozen)):
+            self._build(size, frozen)
+        self.frozen = self.frozen | {size} if frozen else self.frozen - {size}
+        if drop_other:
+            self._graphs.pop((size, not frozen), None)
 
     def bucket(self, past: int, Q: int) -> int | None:
         """The padded size of a call of Q inputs after ``past`` cached positions (None: run it eagerly)."""
@@ -271,7 +319,7 @@ class StaticCachedModel(CachedModel):
             logits = s._prefill(inputs, offsets, block, delta, slice(first, Q))  # (Q - first, V)
         else:
             s.calls_by_size[B] += 1
-            logits = s._run(inputs, offsets, block, delta)[first:Q]  # (Q - first, V)
+            logits = s._run(B, inputs, offsets, block, delta)[first:Q]  # (Q - first, V)
             if s.device.type == "cuda":
                 logits = logits.clone()  # a CUDA graph's output is overwritten by its next replay
             if size > Q:
@@ -280,7 +328,7 @@ class StaticCachedModel(CachedModel):
 
 
 def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int = 1024, compile: bool = True,
-                 progress: bool = True):
+                 freeze: bool | Sequence[int] = True, progress: bool = True):
     """A copy of ``model`` on the static-cache fast path, sharing its weights; every decoding method runs on it unchanged.
 
     Args:
@@ -292,14 +340,15 @@ def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int
             A call is padded to the smallest size that holds it.
         max_cache_len: positions preallocated: prompt + new tokens + positions ahead.
             Attention reads every one of them, so keep it near what you need.
-        compile: compile each size now (``torch.compile`` with inductor freezing: the weights
-            become constants of the graph, prepacked for the CPU's matmul library; CUDA graphs
-            on GPU), which takes about half a minute per size on a laptop CPU, in every new
-            process: inductor's disk cache cannot hold prepacked weights. With
-            ``TORCHINDUCTOR_CPP_WEIGHT_PREPACK=0`` in the environment later processes load the
-            graphs from that cache; what that costs per call depends on the CPU and the call
-            size (``docs/architecture.md``).
-            False gives the same static path uncompiled.
+        compile: compile each size now (``torch.compile``; CUDA graphs on GPU), which takes
+            about half a minute per size on a laptop CPU. False gives the same static path
+            uncompiled.
+        freeze: the sizes compiled with inductor freezing: True (all), False (none) or a list.
+            A frozen graph holds the weights as constants, prepacked for the CPU's matmul
+            library, and is compiled again in every new process (inductor's disk cache cannot
+            hold prepacked weights); a plain-weight graph reads the model's tensors and loads
+            from that cache in later processes. Which runs faster depends on the CPU and the
+            call size (``docs/architecture.md``): ``latency.choose_freezing`` times both.
         progress: print a line as each size starts compiling.
     Returns:
         the copy, with ``.pass_ref_static`` (a ``StaticDecoding``: its sizes and per-size
@@ -311,7 +360,7 @@ def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int
     shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
     fast = copy.deepcopy(model, shared)  # new modules and config, the same weight tensors
     fast.set_attn_implementation("eager")
-    fast.pass_ref_static = StaticDecoding(fast, sizes=sizes, max_cache_len=max_cache_len, compile=compile)
+    fast.pass_ref_static = StaticDecoding(fast, sizes=sizes, max_cache_len=max_cache_len, compile=compile, freeze=freeze)
     if compile:
         fast.pass_ref_static.warm_up(progress)
     return fast

@@ -8,6 +8,7 @@ from conftest import needs_compiler, random_lookahead
 import pass_ref
 from pass_ref.experiments import fastest
 from pass_ref.experiments.fastest import Row, format_markdown, machine_slug, plan_rows, static_sizes, summarize, verdict
+from pass_ref.experiments.results_doc import _freezing_note
 
 
 def record(row: Row, prompt_index: int, ms: float, tokens=(1, 2, 3), calls=3, predicted=None):
@@ -121,9 +122,27 @@ def test_tiny_end_to_end(monkeypatch, tmp_path):
         expected = {"hf-static": None, "ar": [1], "hf": [1]}.get(r["method"], [1, 2, 3, 4, 5, 9, 13])
         assert (None if "bracket" not in r else sorted(r["bracket"])) == expected
         assert all(len(times) == 2 * fastest.BRACKET_REPEATS for times in r.get("bracket", {}).values())
-    assert {"float32 compiled", "float32 eager hf-static"} == set(result.compile_seconds)
+    assert {"float32 compiled", "float32 compiled, freezing choice", "float32 eager hf-static"} == set(result.compile_seconds)
+    choice = result.config["freezing"]["float32 compiled"]  # freeze="auto": the one-token graph timed both ways
+    frozen = result.config["frozen_sizes"]["float32 compiled"]
+    assert set(choice) == {1} and (1 in frozen) == choice[1]["frozen"] == (choice[1]["plain_over_frozen"] >= 1)
+    assert set(frozen) - {1} == {2, 3, 4, 5, 9, 13}  # the larger calls stay frozen
+    assert "float32 compiled [" in _freezing_note(result.config) and "size 1 " in _freezing_note(result.config)
     assert {p.name for p in tmp_path.iterdir()} == {"summary.md", "results.json", "records.jsonl"}
     assert result.config["max_cache_len"] == 64  # what the runs need (<= 12 prompt tokens + 12 + 13), rounded up to 64
+
+
+def test_freezing_note_reads_old_and_new_reports():
+    """RESULTS says which compiled sizes ran frozen; reports from before the choice existed froze every size."""
+    assert _freezing_note({"compiled": True}) == " Every compiled size frozen (prepacked weights)."
+    assert _freezing_note({"compiled": False}) == ""
+    note = _freezing_note({"compiled": True, "frozen_sizes": {"float32 compiled": [5, 9], "bfloat16 compiled": [1, 5, 9]},
+                           "freezing": {"float32 compiled": {"1": {"frozen": False, "plain_over_frozen": 0.91}},
+                                        "bfloat16 compiled": {"1": {"frozen": True, "plain_over_frozen": 1.2}}}})
+    assert note == (" Frozen (prepacked) sizes: float32 compiled [5, 9] (size 1 plain: plain weights took 0.91× the frozen "
+                    "graph's time), bfloat16 compiled [1, 5, 9] (size 1 frozen: plain weights took 1.20× the frozen graph's time).")
+    with pytest.raises(ValueError, match="freeze must be"):
+        fastest.fastest_decoding("tiny", freeze="some")
 
 
 def test_prediction_uses_the_timings_that_bracket_the_run():

@@ -17,9 +17,9 @@ from pass_ref.cache import CachedModel, open_cache
 SIZES = (1, 5, 8, 16)  # a token, L + 1 (L = 4), a short lookup draft, one-call PaSS with its groups
 
 
-def static_copy(model, compile=False, sizes=SIZES, max_cache_len=96):
+def static_copy(model, compile=False, sizes=SIZES, max_cache_len=96, freeze=True):
     """``model`` on the static path (a copy sharing its weights; the original keeps the eager dynamic cache)."""
-    return static_model(model, sizes=sizes, max_cache_len=max_cache_len, compile=compile, progress=False)
+    return static_model(model, sizes=sizes, max_cache_len=max_cache_len, compile=compile, freeze=freeze, progress=False)
 
 
 def same_tokens_as_eager(eager, fast, method, new_tokens=30):
@@ -75,10 +75,9 @@ def test_forward_time_is_measured_on_the_static_path(tiny_model, static_tiny):
     from pass_ref.experiments.timing import timed
 
     s = static_tiny.pass_ref_static
-    original = s._run
     out, t = timed(lambda: pass_ref.pass_generate(static_tiny, lookahead(tiny_model, 4), PROMPTS[1], max_new_tokens=16), static_tiny)
     assert t.forward_calls == out.stats.model_calls and 0 < t.forward_s < t.wall_s
-    assert s._run is original and "_prefill" not in vars(s)
+    assert "_run" not in vars(s) and "_prefill" not in vars(s)  # the clocks are taken off again
     # The prompt's LM head is part of its timed call: a head made 0.2 s slower on the prompt shows in call 0.
     heads = []
 
@@ -130,11 +129,53 @@ def test_compiled_calls_run_packed_weights_of_their_own_model():
         want = CachedModel(model).forward(prompt + [7])[-1]  # (V,) eager logits after the prompt and one token
         cached = open_cache(fast)
         cached.forward(prompt)
-        with torch.profiler.profile() as profile:
-            got = cached.forward([7])[-1]  # (V,) the compiled size-1 call
+        got = cached.forward([7])[-1]  # (V,) the compiled size-1 call
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-        ops = {event.key for event in profile.key_averages()}
-        assert ops & {"mkldnn::_linear_pointwise", "mkl::_mkl_linear"} and "aten::mm" not in ops, sorted(ops)
+        ops = ops_of_call(fast, 1)
+        assert ops & PACKED and "aten::mm" not in ops, sorted(ops)
+
+
+PACKED = {"mkldnn::_linear_pointwise", "mkl::_mkl_linear"}  # what a frozen CPU graph's matmuls run
+
+
+def ops_of_call(fast, size: int) -> set[str]:
+    """The profiler's op names of one call of ``size`` tokens on the static path, after a short prompt."""
+    cached = open_cache(fast)
+    cached.forward(PROMPTS[0])
+    with torch.profiler.profile() as profile:
+        cached.forward([7] * size)
+    return {event.key for event in profile.key_averages()}
+
+
+@needs_compiler
+def test_freezing_is_chosen_per_size():
+    """``freeze=(5,)``: the size-5 graph runs prepacked matmuls, the size-1 graph plain ones; tokens stay eager's.
+    ``use_freezing`` swaps a size's graph, and ``choose_freezing`` keeps one variant per size, the other dropped."""
+    from pass_ref.experiments.latency import choose_freezing
+
+    eager = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)
+    fast = static_copy(eager, compile=True, sizes=(1, 5), freeze=(5,))
+    static = fast.pass_ref_static
+    assert static.frozen == {5}
+    assert "aten::mm" in ops_of_call(fast, 1) and not ops_of_call(fast, 1) & PACKED
+    assert ops_of_call(fast, 5) & PACKED and "aten::mm" not in ops_of_call(fast, 5)
+    for method in ("ar", "pass"):
+        same_tokens_as_eager(eager, fast, method, new_tokens=12)
+    static.use_freezing(1, True)
+    assert static.frozen == {1, 5} and ops_of_call(fast, 1) & PACKED
+    static.use_freezing(1, False)  # back to the plain graph, already compiled
+    assert static.frozen == {5} and "aten::mm" in ops_of_call(fast, 1)
+    choices = choose_freezing(fast, (1, 5), context=4, rounds=2, repeats=1)
+    assert set(choices) == {1, 5}
+    for size, choice in choices.items():
+        assert (size in static.frozen) == choice["frozen"] == (choice["plain_over_frozen"] >= 1)
+        assert (size, not choice["frozen"]) not in static._graphs  # the loser is dropped
+        assert bool(ops_of_call(fast, size) & PACKED) == choice["frozen"]
+    same_tokens_as_eager(eager, fast, "pass", new_tokens=12)
+    with pytest.raises(ValueError, match="compiled sizes"):
+        static.use_freezing(3, True)
+    with pytest.raises(ValueError, match="compiled static path"):
+        choose_freezing(static_copy(eager), (1,))
 
 
 def test_the_original_model_is_untouched_and_shares_its_weights():
@@ -173,6 +214,11 @@ def test_bad_input_is_refused(tiny_model):
         static_copy(tiny_model, sizes=tuple(range(1, 10)))
     with pytest.raises(ValueError, match="below max_cache_len"):
         static_copy(tiny_model, sizes=(1, 32), max_cache_len=32)
+    for freeze in ((1, 3), "1", 1):
+        with pytest.raises(ValueError, match="freeze must be"):
+            static_copy(tiny_model, sizes=(1, 5), freeze=freeze)
+    with pytest.raises(ValueError, match="compiled sizes"):
+        static_copy(tiny_model).pass_ref_static.use_freezing(1, True)
     fast = static_copy(tiny_model, max_cache_len=24)
     with pytest.raises(ValueError, match="static cache.s max_cache_len of 24"):
         autoregressive_generate(fast, PROMPTS[0], max_new_tokens=30)

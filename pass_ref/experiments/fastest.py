@@ -78,6 +78,7 @@ AUTO_GROUPS = 2  # groups="auto" chooses among sets of at most this many groups 
 CACHE_ROUNDING = 64  # static caches hold what the runs need, rounded up to a multiple of this
 BRACKET_REPEATS = 2  # timings per size just before and just after each run (4 per size in all)
 CHOICE_REPEATS = 9  # timings per call size in the probe groups="auto" chooses from (3 picked sets that lost)
+FREEZE_CHOICE_SIZES = (1,)  # freeze="auto": sizes timed frozen against plain weights (larger calls gain most from prepacking)
 CALIBRATION_SEED = 7  # the held-out prompt groups="auto" confirms a choice on
 
 
@@ -317,6 +318,7 @@ def fastest_decoding(
     prompts: int = 4,
     max_new_tokens: int = 64,
     max_cache_len: int | None = None,
+    freeze: bool | Sequence[int] | str = "auto",
     calibration: Sequence[int] | str | None = "heldout",
     out: str | Path | None = None,
     command: str = "",
@@ -340,6 +342,10 @@ def fastest_decoding(
     does not time it slower; ``config["lookahead_choices"]``), None (all L) or a number. ``calibration``: that
     prompt's token ids, ``"heldout"`` (a held-out ``domain`` prompt, the default) or None (the
     prediction alone decides).
+    ``freeze``: which compiled sizes are frozen (prepacked weights; ``static_model``): "auto"
+    (all, except that each of ``FREEZE_CHOICE_SIZES`` keeps whichever of its frozen and
+    plain-weight graphs ``latency.choose_freezing`` times faster in that setup;
+    ``config["freezing"]``), True, False or a list of sizes.
     ``max_cache_len``: the static caches' length, ours and transformers' recipe's; None: the
     longest prompt + ``max_new_tokens`` + the largest call, rounded up to ``CACHE_ROUNDING``
     (attention reads every preallocated position, so a longer cache slows every call).
@@ -352,6 +358,7 @@ def fastest_decoding(
     from ..training.corpora import heldout_prompts
     from .bench_setup import task_prompts
     from .doctor import DEFAULT_MODEL_LABEL, machine_features
+    from .latency import choose_freezing
 
     start = time.perf_counter()
     plan = plan_rows(methods, dtypes, recipes, compiled)
@@ -360,7 +367,9 @@ def fastest_decoding(
     sizes = static_sizes(methods, L, groups, lookup_tokens, hybrid_groups, pass_lookahead)
     options = bench_options(groups=groups, prompt_lookup_tokens=lookup_tokens, hybrid_groups=hybrid_groups,
                             extra=None if pass_lookahead is None else {"pass": {"num_lookahead": pass_lookahead}})
-    jobs, setups, compile_seconds, prompt_ids, choice_curves = [], {}, {}, None, {}
+    if not (freeze == "auto" or isinstance(freeze, bool) or (isinstance(freeze, Sequence) and not isinstance(freeze, str))):
+        raise ValueError(f"freeze must be 'auto', True, False or a list of call sizes, got {freeze!r}")
+    jobs, setups, compile_seconds, prompt_ids, choice_curves, freezing = [], {}, {}, None, {}, {}
     for dtype in dtypes:
         model, tokenizer = load_model(name_or_path, dtype=DTYPES[dtype])
         prompt_ids = prompt_ids or task_prompts(tokenizer, "humaneval", prompts)
@@ -373,12 +382,17 @@ def fastest_decoding(
             raise ValueError(f"the longest prompt + max_new_tokens + {sizes[-1]} positions exceed max_cache_len {max_cache_len}")
         sets = {r: {L: load_lookahead(domain, L, recipe=r, model=model)} for r in recipes}
         setups[f"{dtype} eager"] = _Setup(f"{dtype} eager", model)
+        context = sorted(map(len, prompt_ids))[len(prompt_ids) // 2] + max_new_tokens // 2  # a typical cache mid-run
         if compiled:
             began = time.perf_counter()
-            fast = static_model(model, sizes=sizes, max_cache_len=max_cache_len, progress=progress)
+            fast = static_model(model, sizes=sizes, max_cache_len=max_cache_len, freeze=True if freeze == "auto" else freeze,
+                                progress=progress)
             compile_seconds[f"{dtype} compiled"] = time.perf_counter() - began
+            if freeze == "auto":
+                began = time.perf_counter()
+                freezing[f"{dtype} compiled"] = choose_freezing(fast, [n for n in FREEZE_CHOICE_SIZES if n in sizes], context=context)
+                compile_seconds[f"{dtype} compiled, freezing choice"] = time.perf_counter() - began
             setups[f"{dtype} compiled"] = _Setup(f"{dtype} compiled", fast)
-        context = sorted(map(len, prompt_ids))[len(prompt_ids) // 2] + max_new_tokens // 2  # a typical cache mid-run
         choose = {name: setups[name].quick_curve(sorted({1, *sizes}), context, CHOICE_REPEATS)  # groups="auto" chooses from these
                   for name in (f"{dtype} eager", f"{dtype} compiled") if name in setups}
         choice_curves.update(choose)
@@ -413,7 +427,10 @@ def fastest_decoding(
         "groups": groups if groups is None or isinstance(groups, str) else list(groups), "pass_lookahead": pass_lookahead,
         "lookup_tokens": lookup_tokens, "hybrid_groups": list(hybrid_groups),
         "domain": domain, "prompts": len(prompt_ids), "max_new_tokens": max_new_tokens, "max_cache_len": max_cache_len,
-        "static_sizes": list(sizes), "compile_seconds": {k: round(v, 1) for k, v in compile_seconds.items()},
+        "static_sizes": list(sizes), "freeze": freeze if isinstance(freeze, (bool, str)) else list(freeze),
+        "freezing": freezing, "frozen_sizes": {name: sorted(s.model.pass_ref_static.frozen) for name, s in setups.items()
+                                               if getattr(s.model, "pass_ref_static", None) is not None},
+        "compile_seconds": {k: round(v, 1) for k, v in compile_seconds.items()},
         "latency_context": context, "curves": {name: s.curve.to_dict() for name, s in setups.items()},
         "choice_curves": {name: {"new_tokens": list(c.new_tokens), "seconds": list(c.seconds)} for name, c in choice_curves.items()},
         "group_choices": {f"{row.key} L={key[1]}": {k: list(v) if isinstance(v, tuple) else v for k, v in note.items()}

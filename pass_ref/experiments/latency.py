@@ -200,6 +200,41 @@ def measure_static_latency(model, *, context: int = 256, repeats: int = 7, warmu
     )
 
 
+def choose_freezing(model, sizes: Sequence[int] = (1,), *, context: int = 256, rounds: int = 6, repeats: int = 3,
+                    generator: torch.Generator | None = None) -> dict[int, dict]:
+    """Keep, for each of ``sizes``, the faster of its frozen and plain-weight compiled graphs on this machine.
+
+    ``model`` is on the compiled static path (``pass_ref.static_model``). For each size the
+    other variant is compiled, then both are timed in ``rounds`` alternating rounds
+    (``repeats`` calls each, ``measure_static_latency`` on ``context`` cached tokens; the
+    order flips every round, so drift hits both). A variant wins by its median over rounds
+    of plain / frozen; the loser's graph is dropped. Returns, per size: ``frozen`` (the
+    choice), ``plain_over_frozen`` (that median ratio) and both variants' median ms.
+    """
+    static = getattr(model, "pass_ref_static", None)
+    if static is None or not static.compiled:
+        raise ValueError("choose_freezing needs a model on the compiled static path: pass_ref.static_model(model)")
+    if rounds < 1 or repeats < 1:
+        raise ValueError("rounds and repeats must be >= 1")
+    generator = torch.Generator().manual_seed(0) if generator is None else generator
+    choices = {}
+    for size in sizes:
+        static.use_freezing(size, size not in static.frozen)  # compiles the other variant: both now exist
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for r in range(rounds):
+            for frozen in (True, False) if r % 2 else (False, True):
+                static.use_freezing(size, frozen)
+                curve = measure_static_latency(model, context=context, repeats=repeats, warmup=1, generator=generator,
+                                               sizes=[size])
+                times[frozen].append(curve.seconds[0])
+        ratio = statistics.median(plain / frozen for plain, frozen in zip(times[False], times[True]))
+        static.use_freezing(size, ratio >= 1, drop_other=True)
+        choices[size] = {"frozen": ratio >= 1, "plain_over_frozen": round(ratio, 4),
+                         "frozen_ms": round(1000 * statistics.median(times[True]), 3),
+                         "plain_ms": round(1000 * statistics.median(times[False]), 3)}
+    return choices
+
+
 def predicted_pass_speedup(curve: LatencyCurve, acceptance: Sequence[float]) -> float:
     """PaSS over autoregressive: (2 + sum alpha_i) t(1) / (2 t(L + 1)), L = len(acceptance)."""
     L = len(acceptance)

@@ -63,6 +63,20 @@ def _bench_tables(results: Path, pattern: str, heading, *, minutes: bool) -> lis
     return lines
 
 
+def _freezing_note(config: dict) -> str:
+    """Which compiled sizes ran frozen (prepacked weights) in each setup, and how the timed choices came out."""
+    if not config.get("compiled", True):
+        return ""
+    if "frozen_sizes" not in config:  # reports from before the choice existed
+        return " Every compiled size frozen (prepacked weights)."
+    parts = []
+    for setup, frozen in config["frozen_sizes"].items():
+        timed = "; ".join(f"size {n} {'frozen' if v['frozen'] else 'plain'}: plain weights took {v['plain_over_frozen']:.2f}× "
+                          f"the frozen graph's time" for n, v in config.get("freezing", {}).get(setup, {}).items())
+        parts.append(f"{setup} {frozen}" + (f" ({timed})" if timed else ""))
+    return " Frozen (prepacked) sizes: " + ", ".join(parts) + "."
+
+
 def fastest_section(results: Path) -> list[str]:
     """Every method against the fastest plain decoding (``results/fastest/*``), one table per model and machine."""
     from .fastest import format_markdown as fastest_table
@@ -75,7 +89,7 @@ def fastest_section(results: Path) -> list[str]:
         compile_s = ", ".join(f"{k} {v:.0f} s" for k, v in c["compile_seconds"].items()) or "none"
         lines += [f"### {c['model']}: {c['prompts']} HumanEval prompts × {c['max_new_tokens']} tokens, greedy ({path.parent.name})", "",
                   f"Machine: {_machine(c)}. Command: `{c['command']}` ({c['minutes']} min; compilation, not timed: {compile_s}). "
-                  f"Compiled call sizes: {c['static_sizes']}, static caches of {c['max_cache_len']} positions; "
+                  f"Compiled call sizes: {c['static_sizes']}, static caches of {c['max_cache_len']} positions.{_freezing_note(c)} "
                   f"L = {c['L']}, one-call groups "
                   + ("chosen per setup and set from the set's measured acceptance and the setup's t(n) (named in each row)."
                      if c["groups"] == "auto" else f"{c['groups']}.")
