@@ -15,8 +15,8 @@ suits speculative decoding:
 - ``torch.compile`` of the decoder and the LM head for each size, with inductor weight
   freezing (prepacked matmuls) for the sizes in ``freeze`` and CUDA graphs on GPU. The
   head computes every row of the block: PaSS's calls keep all their rows, and a few rows
-  cost about what one does while the head's weights stream from memory. Guards on the model's modules are
-  skipped (the model is frozen).
+  cost about what one does while the head's weights stream from memory. Guards on the
+  model's modules are skipped (the model is frozen).
 
 ``static_model(model)`` returns a copy of the model that shares its weights, with a
 ``StaticDecoding`` attached as ``.pass_ref_static``; ``pass_ref.cache.open_cache`` then
@@ -49,7 +49,7 @@ from .cache import CachedModel, ExtraInputs
 from .layer_inputs import DELTA_KWARG, decoder_layers, install_delta_hooks
 
 DTYPES = {"cpu": (torch.float32, torch.bfloat16, torch.float64), "cuda": (torch.float32, torch.bfloat16, torch.float16)}
-MAX_SIZES = 8  # torch.compile's default recompilation limit per function
+MAX_SIZES = 8  # each size is compiled on its own, about half a minute apiece on a laptop CPU
 
 
 def _own_code(method, tag: str = ""):
@@ -232,14 +232,13 @@ class StaticDecoding:
                 print(f"static path: compiling size {size}, {kind} ({i + 1} of {len(self.sizes)}) ...", flush=True)
             self._build(size, size in self.frozen)
             self.warmed += (size,)
-        self.calls_by_size = {size: 0 for size in self.sizes}
-        self.eager_calls = 0
 
     def _build(self, size: int, frozen: bool) -> None:
         """Run the (size, frozen) graph once on a dummy prompt, so that it compiles now; calls of ``size`` then use it."""
         import torch._inductor.config as inductor_config
 
         self._runs[size] = self._compiled(size, frozen) if self.compiled else self._logits
+        counts, eager = dict(self.calls_by_size), self.eager_calls  # the dummy calls are not counted
         cached = self.open()
         with torch.inference_mode(), inductor_config.patch(freezing=self.compiled and frozen):
             cached.forward([0])
@@ -247,13 +246,15 @@ class StaticDecoding:
                 cached.forward([0] * size)
                 cached.rollback(1)
         self.open()
+        self.calls_by_size, self.eager_calls = counts, eager
 
     def use_freezing(self, size: int, frozen: bool, *, drop_other: bool = False) -> None:
         """Make calls of ``size`` run its frozen (prepacked) graph or its plain-weight one, compiling it if needed.
 
         Which is faster depends on the CPU and the call size (``docs/architecture.md``);
         ``pass_ref.experiments.latency.choose_freezing`` times both. ``drop_other``: forget
-        the other variant's graph (a frozen graph holds its own copy of the weights).
+        the other variant's graph (a frozen graph holds its own copy of the weights). Call it
+        between decodes: it reopens the cache.
         """
         if not self.compiled or size not in self.sizes:
             raise ValueError(f"freezing applies to the compiled sizes {list(self.sizes) if self.compiled else []}, not {size}")

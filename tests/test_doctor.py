@@ -112,12 +112,18 @@ def test_results_doc_names_the_doctors_model_and_its_command(tiny_model, tmp_pat
     runs = record_calls(method_table(tiny_model, la, 3, lookup_tokens=4), [torch.tensor([[1, 2, 3, 1, 2]])], 8)
     folder = tmp_path / "out" / "doctor"
     folder.mkdir(parents=True)
-    report = DoctorReport(machine_features(), {"float32": curve([1.0] * 40, "float32")}, runs, 3, 1.0, model="my-org/coder")
+    padded = curve([1.0, 1.2], "float32")
+    padded.padded = True
+    report = DoctorReport(machine_features(), {"float32": curve([1.0] * 40, "float32"), "float32 compiled": padded}, runs, 3, 1.0,
+                          model="my-org/coder", freezing={"float32 compiled": {1: {"frozen": False, "plain_over_frozen": 0.9}}})
     assert "Model: my-org/coder" in report.format()
+    assert "(size 1 runs its plain-weight graph: plain weights took 0.90× the frozen graph's time here)" in report.format()
     save_report(report, folder / "b.json")
     old = report.to_dict()
-    del old["model"]
+    del old["model"], old["freezing"], old["curves"]["float32 compiled"]  # an older report: the default model, eager only
     (folder / "a.json").write_text(json.dumps(old), encoding="utf-8")
     text = "\n".join(doctor_section(tmp_path / "out"))
     assert f"### {DEFAULT_MODEL_LABEL} · " in text and "`python -m pass_ref doctor --out out/doctor/a.json`" in text
-    assert "### my-org/coder · " in text and "`python -m pass_ref --model my-org/coder doctor --out out/doctor/b.json`" in text
+    assert "### my-org/coder · " in text and "`python -m pass_ref --model my-org/coder doctor --compiled --out out/doctor/b.json`" in text
+    assert "Compiled graphs timed frozen against plain weights: float32 compiled, size 1 plain: plain weights took 0.90×" in text
+    assert text.count("Compiled graphs timed") == 1  # the older report has no such line

@@ -161,7 +161,9 @@ def test_freezing_is_chosen_per_size():
     assert ops_of_call(fast, 5) & PACKED and "aten::mm" not in ops_of_call(fast, 5)
     for method in ("ar", "pass"):
         same_tokens_as_eager(eager, fast, method, new_tokens=12)
+    counts = dict(static.calls_by_size), static.eager_calls
     static.use_freezing(1, True)
+    assert (dict(static.calls_by_size), static.eager_calls) == counts  # compiling runs dummy calls, not counted
     assert static.frozen == {1, 5} and ops_of_call(fast, 1) & PACKED
     static.use_freezing(1, False)  # back to the plain graph, already compiled
     assert static.frozen == {5} and "aten::mm" in ops_of_call(fast, 1)

@@ -21,7 +21,9 @@ The doctor
 
 With ``compiled=True`` (``doctor --compiled``) it also measures t(n) on the compiled
 static path (``pass_ref.static_model``) at the sizes the methods call with, so every
-method is predicted eager and compiled; compilation takes about a minute per size.
+method is predicted eager and compiled; compilation takes about a minute per size. The
+one-token call runs whichever of its frozen (prepacked) and plain-weight graphs was timed
+faster here (``latency.choose_freezing``; the report says which).
 """
 
 from __future__ import annotations
@@ -144,6 +146,7 @@ class DoctorReport:
     weights: dict[str, int] = field(default_factory=dict)  # dtype -> weight bytes
     acceptance: list[float] | None = None  # the set's measured per-position acceptance (for one-call groups)
     model: str = DEFAULT_MODEL_LABEL  # the model as named on the command line (``--model``)
+    freezing: dict = field(default_factory=dict)  # compiled setup -> size -> its timed choice (``latency.choose_freezing``)
 
     def groups(self) -> dict[str, dict]:
         """Per setup: one-call PaSS's group set chosen from the set's acceptance and that setup's t(n) (``best_groups``)."""
@@ -237,7 +240,7 @@ class DoctorReport:
         return {"machine": self.machine, "model": self.model, "L": self.L, "seconds": self.seconds, "rows": self.rows(),
                 "recommendation": self.recommendation(), "fastest_plain": self.fastest_plain(), "verdict": self.verdict(),
                 "bandwidth": self.bandwidth, "streaming": self.streaming(), "acceptance": self.acceptance,
-                "groups": self.groups(), "lookahead_choices": self.lookahead_choices(),
+                "groups": self.groups(), "lookahead_choices": self.lookahead_choices(), "freezing": self.freezing,
                 "curves": {d: c.to_dict() for d, c in self.curves.items()},
                 "runs": [asdict(r) for r in self.runs]}
 
@@ -263,6 +266,9 @@ class DoctorReport:
             if c.padded:
                 lines += ["", f"{setup} (a call is padded to the next size): "
                           + ", ".join(f"t({n}) = {1e3 * c.t(n):.1f} ms" for n in c.new_tokens)]
+                for n, v in self.freezing.get(setup, {}).items():
+                    lines.append(f"(size {n} runs its {'frozen, prepacked' if v['frozen'] else 'plain-weight'} graph: "
+                                 f"plain weights took {v['plain_over_frozen']:.2f}× the frozen graph's time here)")
         if self.streaming():
             lines += ["", f"## The memory limit: t(1) against the weight-streaming bound (copy bandwidth {self.bandwidth / 1e9:.1f} GB/s)",
                       "", "| dtype | weights MB | bound ms | t(1) ms | t(1) / bound |", "|---|---|---|---|---|"]
@@ -332,13 +338,14 @@ def run_doctor(
     from ..static import static_model
     from ..trained import load_lookahead
     from .data import humaneval_prompts
-    from .latency import measure_static_latency
+    from .latency import choose_freezing, measure_static_latency
 
     if prompts < 1 or max_new_tokens < 1 or repeats < 1:
         raise ValueError("prompts, max_new_tokens and repeats must be >= 1")
     start = time.perf_counter()
     curves: dict[str, LatencyCurve] = {}
     weights: dict[str, int] = {}
+    freezing: dict[str, dict] = {}
     runs = None
     bandwidth = memory_bandwidth(device)
     for dtype in dtypes:
@@ -357,10 +364,12 @@ def run_doctor(
                 runs = record_calls(method_table(model, lookahead, L), ids, max_new_tokens, progress)
         if compiled:  # the sizes method_table's calls have: a token, L + 1, 8 lookup drafts, 1 + L + 2 L (one call, 2 groups)
             fast = static_model(model, sizes=(1, L + 1, 9, 1 + 3 * L), max_cache_len=256, progress=progress)
-            curves[f"{str(dtype).replace('torch.', '')} compiled"] = measure_static_latency(fast, context=128, repeats=repeats)
+            setup = f"{str(dtype).replace('torch.', '')} compiled"
+            freezing[setup] = choose_freezing(fast, (1,), context=128, progress=progress)  # the one-token call: frozen or plain weights
+            curves[setup] = measure_static_latency(fast, context=128, repeats=repeats)
         del model
     return DoctorReport(machine_features(device), curves, runs, L, time.perf_counter() - start, bandwidth, weights,
-                        lookahead.measured_acceptance(L), str(model_name or DEFAULT_MODEL_LABEL))
+                        lookahead.measured_acceptance(L), str(model_name or DEFAULT_MODEL_LABEL), freezing)
 
 
 def save_report(report: DoctorReport, path: str | Path) -> None:

@@ -390,7 +390,8 @@ def fastest_decoding(
             compile_seconds[f"{dtype} compiled"] = time.perf_counter() - began
             if freeze == "auto":
                 began = time.perf_counter()
-                freezing[f"{dtype} compiled"] = choose_freezing(fast, [n for n in FREEZE_CHOICE_SIZES if n in sizes], context=context)
+                freezing[f"{dtype} compiled"] = choose_freezing(fast, [n for n in FREEZE_CHOICE_SIZES if n in sizes], context=context,
+                                                                progress=progress)
                 compile_seconds[f"{dtype} compiled, freezing choice"] = time.perf_counter() - began
             setups[f"{dtype} compiled"] = _Setup(f"{dtype} compiled", fast)
         choose = {name: setups[name].quick_curve(sorted({1, *sizes}), context, CHOICE_REPEATS)  # groups="auto" chooses from these

@@ -201,7 +201,7 @@ def measure_static_latency(model, *, context: int = 256, repeats: int = 7, warmu
 
 
 def choose_freezing(model, sizes: Sequence[int] = (1,), *, context: int = 256, rounds: int = 6, repeats: int = 3,
-                    generator: torch.Generator | None = None) -> dict[int, dict]:
+                    generator: torch.Generator | None = None, progress: bool = False) -> dict[int, dict]:
     """Keep, for each of ``sizes``, the faster of its frozen and plain-weight compiled graphs on this machine.
 
     ``model`` is on the compiled static path (``pass_ref.static_model``). For each size the
@@ -210,6 +210,7 @@ def choose_freezing(model, sizes: Sequence[int] = (1,), *, context: int = 256, r
     order flips every round, so drift hits both). A variant wins by its median over rounds
     of plain / frozen; the loser's graph is dropped. Returns, per size: ``frozen`` (the
     choice), ``plain_over_frozen`` (that median ratio) and both variants' median ms.
+    ``progress``: a line per size (compiling the other variant takes as long as the first).
     """
     static = getattr(model, "pass_ref_static", None)
     if static is None or not static.compiled:
@@ -219,6 +220,9 @@ def choose_freezing(model, sizes: Sequence[int] = (1,), *, context: int = 256, r
     generator = torch.Generator().manual_seed(0) if generator is None else generator
     choices = {}
     for size in sizes:
+        if progress:
+            print(f"static path: size {size}, compiling its {'plain-weight' if size in static.frozen else 'frozen'} graph "
+                  "to time both ...", flush=True)
         static.use_freezing(size, size not in static.frozen)  # compiles the other variant: both now exist
         times: dict[bool, list[float]] = {True: [], False: []}
         for r in range(rounds):

@@ -71,10 +71,15 @@ def _freezing_note(config: dict) -> str:
         return " Every compiled size frozen (prepacked weights)."
     parts = []
     for setup, frozen in config["frozen_sizes"].items():
-        timed = "; ".join(f"size {n} {'frozen' if v['frozen'] else 'plain'}: plain weights took {v['plain_over_frozen']:.2f}× "
-                          f"the frozen graph's time" for n, v in config.get("freezing", {}).get(setup, {}).items())
+        timed = _timed_freezing(config.get("freezing", {}).get(setup, {}))
         parts.append(f"{setup} {frozen}" + (f" ({timed})" if timed else ""))
     return " Frozen (prepacked) sizes: " + ", ".join(parts) + "."
+
+
+def _timed_freezing(choices: dict) -> str:
+    """``latency.choose_freezing``'s choices in words: size -> frozen or plain, and the timed ratio."""
+    return "; ".join(f"size {n} {'frozen' if v['frozen'] else 'plain'}: plain weights took {v['plain_over_frozen']:.2f}× "
+                     f"the frozen graph's time" for n, v in choices.items())
 
 
 def fastest_section(results: Path) -> list[str]:
@@ -388,6 +393,9 @@ def doctor_section(results: Path) -> list[str]:
             lines += ["", f"Copy bandwidth {data['bandwidth'] / 1e9:.1f} GB/s; t(1) against the weight-streaming bound: "
                       + "; ".join(f"{r['dtype']} {r['t1_ms']:.1f} ms = {r['t1_over_bound']:.2f}× the bound ({r['bound_ms']:.1f} ms)"
                                   for r in data["streaming"]) + "."]
+        if any(data.get("freezing", {}).values()):
+            lines += ["", "Compiled graphs timed frozen against plain weights: "
+                      + "; ".join(f"{setup}, {_timed_freezing(c)}" for setup, c in data["freezing"].items()) + "."]
         lines += [
             "",
             "| method | L or drafts | dtype | tokens / call | predicted × over AR | predicted ms / token |",
