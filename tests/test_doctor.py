@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import needs_compiler, random_lookahead
 
 import pass_ref
 from pass_ref.cli import main
@@ -127,3 +128,26 @@ def test_results_doc_names_the_doctors_model_and_its_command(tiny_model, tmp_pat
     assert "### my-org/coder · " in text and "`python -m pass_ref --model my-org/coder doctor --compiled --out out/doctor/b.json`" in text
     assert "Compiled graphs timed frozen against plain weights: float32 compiled, size 1 plain: plain weights took 0.90×" in text
     assert text.count("Compiled graphs timed") == 1  # the older report has no such line
+
+
+@needs_compiler
+def test_compiled_doctor_times_its_one_token_graph_both_ways(monkeypatch):
+    """``doctor --compiled`` on a tiny model: the compiled curve comes from the one-token graph it chose, and says which."""
+    from pass_ref.experiments.doctor import run_doctor
+
+    class Tokenizer:
+        def __call__(self, text, return_tensors=None):
+            return type("Encoded", (), {"input_ids": torch.tensor([[ord(c) % 32 for c in text[:12]]])})()
+
+    model = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)
+    la = random_lookahead(model, 4)
+    la.metadata["heldout_greedy"] = {"acceptance": [0.5, 0.2, 0.1, 0.0]}
+    monkeypatch.setattr(pass_ref.models, "load_model", lambda name, dtype, device: (model, Tokenizer()))
+    monkeypatch.setattr(pass_ref.trained, "load_lookahead", lambda domain, L, recipe, model: la)
+    monkeypatch.setattr("pass_ref.experiments.data.humaneval_prompts", lambda n: ["def f(x):", "return x + 1"][:n])
+    report = run_doctor("tiny", dtypes=(torch.float32,), compiled=True, prompts=1, max_new_tokens=8, repeats=1, progress=False)
+    choice = report.freezing["float32 compiled"]
+    assert set(choice) == {1} and choice[1]["frozen"] == (choice[1]["plain_over_frozen"] >= 1)
+    assert report.curves["float32 compiled"].padded and report.to_dict()["freezing"] == report.freezing
+    kind = "frozen, prepacked" if choice[1]["frozen"] else "plain-weight"
+    assert f"(size 1 runs its {kind} graph: plain weights took {choice[1]['plain_over_frozen']:.2f}×" in report.format()
