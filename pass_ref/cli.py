@@ -404,7 +404,7 @@ def cmd_fastest(args) -> int:
                               recipes=args.recipes, L=args.num_lookahead, groups=args.groups, pass_lookahead=args.pass_lookahead,
                               lookup_tokens=args.lookup_tokens,
                               prompts=args.prompts, max_new_tokens=args.max_new_tokens, max_cache_len=args.max_cache_len,
-                              freeze=args.freeze, out=args.out, command=command)
+                              freeze=args.freeze, autotune=args.autotune, prefill_sizes=args.prefill_sizes, out=args.out, command=command)
     print(format_markdown(result.rows))
     print(verdict(result.rows))
     compile_s = ", ".join(f"{k} {v:.0f} s" for k, v in result.compile_seconds.items())
@@ -421,7 +421,8 @@ def cmd_doctor(args) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda but torch sees no CUDA device")
     report = run_doctor(args.model, lookahead_dir=args.lookahead, recipe=args.recipe, device=args.device, L=args.num_lookahead,
-                        prompts=args.prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats, compiled=args.compiled)
+                        prompts=args.prompts, max_new_tokens=args.max_new_tokens, repeats=args.repeats, compiled=args.compiled,
+                        autotune=args.autotune)
     print(report.format())
     if args.out:
         save_report(report, args.out)
@@ -626,6 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--freeze", type=_freeze, default="auto",
                     help="compiled sizes frozen with prepacked weights: auto (the one-token call timed both ways), all, "
                          "none or e.g. 5,9")
+    fa.add_argument("--autotune", nargs="+", choices=["float32", "bfloat16"], default=[], metavar="DTYPE",
+                    help="autotune the matmuls of these dtypes' compiled setups at compile time (minutes more per size; "
+                         "pays most in bfloat16 on a CPU without bfloat16 instructions)")
+    fa.add_argument("--prefill-sizes", nargs="+", type=positive_int, default=[], metavar="N",
+                    help="compile the prompt's call at these sizes too (a prompt is padded to the smallest that holds it; "
+                         "default: the prompt runs eagerly)")
     fa.add_argument("--out", default=None, help="folder for summary.md, results.json, records.jsonl")
     fa.add_argument("--save", action="store_true", help="write to results/fastest/<model>-<cpu kind> (read by make results-doc)")
     fa.set_defaults(func=cmd_fastest)
@@ -642,6 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--device", default="cpu")
     doc.add_argument("--compiled", action="store_true",
                      help="also measure t(n) on the compiled static path (compiles 4 sizes per dtype: several minutes)")
+    doc.add_argument("--autotune", nargs="+", choices=["float32", "bfloat16"], default=[], metavar="DTYPE",
+                     help="with --compiled: autotune these dtypes' matmuls at compile time (minutes more per size)")
     doc.add_argument("--out", default=None, help="write the report as JSON")
     doc.set_defaults(func=cmd_doctor)
 

@@ -16,14 +16,20 @@ suits speculative decoding:
   freezing (prepacked matmuls) for the sizes in ``freeze`` and CUDA graphs on GPU. The
   head computes every row of the block: PaSS's calls keep all their rows, and a few rows
   cost about what one does while the head's weights stream from memory. Guards on the
-  model's modules are skipped (the model is frozen).
+  model's modules are skipped (the model is frozen);
+- optionally (``autotune=True``) inductor's **GEMM autotuning**: each matmul of a graph is
+  timed at compile time as ATen's kernel and as inductor's own generated one (a C++
+  micro-kernel template on CPU, Triton on GPU), and the faster is kept. It costs minutes of
+  compilation per size and pays most where the CPU lacks native bfloat16 instructions.
 
 ``static_model(model)`` returns a copy of the model that shares its weights, with a
 ``StaticDecoding`` attached as ``.pass_ref_static``; ``pass_ref.cache.open_cache`` then
 hands the loop a ``StaticCachedModel``, which has the ``CachedModel`` verbs. The first
-call (the prompt) and any call larger than the largest size run eagerly on the same
-static cache at their exact size. The copy uses transformers' "eager" attention (plain
-matmul and softmax): PyTorch's fused CPU kernel is slow for one bfloat16 query.
+call (the prompt) runs eagerly at its exact size, or, with ``prefill_sizes``, padded to the
+smallest prefill size that holds it through a compiled decoder (the LM head then runs on
+the kept rows only); a call larger than the largest size runs eagerly at its exact size.
+The copy uses transformers' "eager" attention (plain matmul and softmax): PyTorch's fused
+CPU kernel is slow for one bfloat16 query.
 
 Exactness: the attention sees exactly the real positions, so the logits equal the eager
 path's up to floating-point reordering (a masked softmax over ``max_cache_len`` columns
@@ -50,6 +56,8 @@ from .layer_inputs import DELTA_KWARG, decoder_layers, install_delta_hooks
 
 DTYPES = {"cpu": (torch.float32, torch.bfloat16, torch.float64), "cuda": (torch.float32, torch.bfloat16, torch.float16)}
 MAX_SIZES = 8  # each size is compiled on its own, about half a minute apiece on a laptop CPU
+MAX_PREFILL_SIZES = 4  # prompt buckets: each is compiled on its own too, and a large one takes minutes
+AUTOTUNE_BACKENDS = {"cpu": "CPP,ATEN", "cuda": "TRITON,ATEN"}  # the GEMM kernels autotuning chooses from
 
 
 def _own_code(method, tag: str = ""):
@@ -99,14 +107,16 @@ def _check_freeze(freeze: bool | Sequence[int], sizes: tuple[int, ...]) -> froze
     return frozenset(freeze)
 
 
-def _check_sizes(sizes: Sequence[int], max_cache_len: int) -> tuple[int, ...]:
-    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
-        raise ValueError(f"sizes must be positive ints, got {sizes!r}")
+def _check_sizes(sizes: Sequence[int], max_cache_len: int, *, name: str = "sizes", most: int = MAX_SIZES,
+                 empty: bool = False) -> tuple[int, ...]:
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or (not sizes and not empty) or any(
+            isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+        raise ValueError(f"{name} must be {'a list of' if empty else ''} positive ints, got {sizes!r}")
     sizes = tuple(sorted(set(sizes)))
-    if len(sizes) > MAX_SIZES:
-        raise ValueError(f"at most {MAX_SIZES} call sizes (each is compiled separately), got {len(sizes)}")
-    if sizes[-1] >= max_cache_len:
-        raise ValueError(f"the largest call size ({sizes[-1]}) must be below max_cache_len ({max_cache_len})")
+    if len(sizes) > most:
+        raise ValueError(f"at most {most} {name} (each is compiled separately), got {len(sizes)}")
+    if sizes and sizes[-1] >= max_cache_len:
+        raise ValueError(f"the largest of {name} ({sizes[-1]}) must be below max_cache_len ({max_cache_len})")
     return sizes
 
 
@@ -119,12 +129,19 @@ class StaticDecoding:
         compiled: whether the decoder is compiled (False: the same static path, eager).
         frozen: the compiled sizes whose graph is frozen (weights prepacked as constants); the
             others' graphs read the model's weight tensors.
+        prefill_sizes: the compiled sizes of the prompt's call (its decoder; empty: the prompt runs eagerly).
         warmed: the sizes already run once (compiled, when ``compiled``).
-        calls_by_size: how many calls ran at each padded size; ``eager_calls`` those run at their exact size.
+        autotune: whether each graph's matmuls were autotuned at compile time.
+        calls_by_size: how many calls ran at each padded size; ``eager_calls`` those run at their exact size;
+            ``prefill_calls_by_size`` the prompts run at each prefill size.
     """
 
     def __init__(self, model, *, sizes: Sequence[int], max_cache_len: int, compile: bool,
-                 freeze: bool | Sequence[int] = True) -> None:
+                 freeze: bool | Sequence[int] = True, autotune: bool = False, prefill_sizes: Sequence[int] = ()) -> None:
+        if not isinstance(autotune, bool):
+            raise ValueError(f"autotune must be True or False, got {autotune!r}")
+        if autotune and not compile:
+            raise ValueError("autotune=True tunes compiled graphs: it needs compile=True")
         if isinstance(max_cache_len, bool) or not isinstance(max_cache_len, int) or max_cache_len < 2:
             raise ValueError(f"max_cache_len must be an int >= 2, got {max_cache_len!r}")
         self.device = _check_model(model)
@@ -133,14 +150,17 @@ class StaticDecoding:
         if limit is not None and max_cache_len > limit:
             raise ValueError(f"max_cache_len ({max_cache_len}) exceeds the model's context of {limit}")
         self.sizes = _check_sizes(sizes, max_cache_len)
+        self.prefill_sizes = _check_sizes(prefill_sizes, max_cache_len, name="prefill_sizes", most=MAX_PREFILL_SIZES, empty=True)
         frozen = _check_freeze(freeze, self.sizes)
         self.frozen = frozen if compile else frozenset()
         self.dtype = model.get_input_embeddings().weight.dtype
         self.cache = _StaticCache(config=model.config, max_cache_len=max_cache_len)
         self.owner: StaticCachedModel | None = None
         self.compiled = bool(compile)
+        self.autotune = autotune
         self.warmed: tuple[int, ...] = ()
         self.calls_by_size = {size: 0 for size in self.sizes}
+        self.prefill_calls_by_size = {size: 0 for size in self.prefill_sizes}
         self.eager_calls = 0
         self._columns = torch.arange(max_cache_len, device=self.device)  # (C,)
         self._num_layers = len(decoder_layers(model))
@@ -148,9 +168,12 @@ class StaticDecoding:
         install_delta_hooks(model)
         self._graphs: dict[tuple[int, bool], object] = {}  # (size, frozen) -> its compiled call, once built
         self._runs = {size: self._compiled(size, size in self.frozen) if compile else self._logits for size in self.sizes}
+        self._prefills = {size: self._compiled(size, True, prefill=True) if compile else self._hidden for size in self.prefill_sizes}
 
-    def _compiled(self, size: int, frozen: bool):
+    def _compiled(self, size: int, frozen: bool, prefill: bool = False):
         """The compiled call of ``size`` inputs, frozen or with plain weights (built on its first run, in ``warm_up``).
+
+        ``prefill``: the prompt's call instead, the decoder alone (``_hidden``), always frozen.
 
         Guards on the model's modules are skipped: the model is frozen, so checking its hundreds
         of parameters before every call would only cost time. A frozen graph holds the weights
@@ -159,13 +182,14 @@ class StaticDecoding:
         never runs on this graph. (Freezing is switched on where the graph is built, in
         ``_build``: given in ``options`` it left plain matmuls in the graph, unpacked.)
         """
-        if (size, frozen) not in self._graphs:
+        key = ("prefill", size) if prefill else (size, frozen)
+        if key not in self._graphs:
             options = {"triton.cudagraphs": self.device.type == "cuda",
                        "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe}
-            tag = f"{size}_{'frozen' if frozen else 'plain'}"
-            self._graphs[size, frozen] = torch.compile(_own_code(self._logits, tag), dynamic=False, fullgraph=True,
-                                                       options=options)
-        return self._graphs[size, frozen]
+            tag = f"prefill_{size}" if prefill else f"{size}_{'frozen' if frozen else 'plain'}"
+            self._graphs[key] = torch.compile(_own_code(self._hidden if prefill else self._logits, tag), dynamic=False,
+                                              fullgraph=True, options=options)
+        return self._graphs[key]
 
     def _decoder(self, embeds, offsets, block, delta):
         """The decoder on one block of B inputs after the cached ones: (1, B, D) in, last hidden states (1, B, D) out.
@@ -192,13 +216,19 @@ class StaticDecoding:
         """
         return self.model.get_output_embeddings()(self._decoder(embeds, offsets, block, delta)[0])
 
+    def _hidden(self, embeds, offsets, block, delta):
+        """The decoder alone on one padded block, for the prompt's call: (1, B, D) in, (B, D) last hidden states out."""
+        return self._decoder(embeds, offsets, block, delta)[0]
+
     def _run(self, B: int, embeds, offsets, block, delta):
         """One padded call of size B through that size's graph (compiled, frozen or not, or eager): (B, V) logits."""
         return self._runs[B](embeds, offsets, block, delta)
 
-    def _prefill(self, embeds, offsets, block, delta, rows: slice):
-        """The prompt's call, eager at its exact length: (1, Q, D) in, logits of ``rows`` only out."""
-        return self.model.get_output_embeddings()(self._decoder(embeds, offsets, block, delta)[0, rows])
+    def _prefill(self, embeds, offsets, block, delta, rows: slice, B: int | None = None):
+        """The prompt's call, eager at its exact length (``B`` None) or through prefill size B's graph:
+        (1, Q or B, D) in, logits of ``rows`` only out (the LM head on those rows alone)."""
+        hidden = self._decoder(embeds, offsets, block, delta)[0] if B is None else self._prefills[B](embeds, offsets, block, delta)
+        return self.model.get_output_embeddings()(hidden[rows])
 
     def block_inputs(self, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A plain block of B inputs: offsets 0..B-1, causal within the block, no layer delta.
@@ -209,7 +239,7 @@ class StaticDecoding:
         D = self.model.get_input_embeddings().weight.shape[1]
         inputs = (torch.arange(B, device=self.device), torch.ones(B, B, dtype=torch.bool, device=self.device).tril(),
                   torch.zeros(self._num_layers, B, D, dtype=self.dtype, device=self.device))
-        if B in self.sizes:
+        if B in self.sizes or B in self.prefill_sizes:
             self._blocks[B] = inputs
         return inputs
 
@@ -224,8 +254,13 @@ class StaticDecoding:
     def warm_up(self, progress: bool = True) -> None:
         """Run each size once on a dummy prompt, so that compilation happens now, not mid-decode.
 
+        Prefill sizes come first, so that the decode sizes' dummy prompts use their graphs.
         (The core holds no clock: time this call from outside to know what compilation costs.)
         """
+        for i, size in enumerate(self.prefill_sizes):
+            if progress:
+                print(f"static path: compiling prefill size {size} ({i + 1} of {len(self.prefill_sizes)}) ...", flush=True)
+            self._build(size, True, prefill=True)
         for i, size in enumerate(self.sizes):
             if progress:
                 kind = "frozen" if size in self.frozen else "plain weights"
@@ -233,20 +268,28 @@ class StaticDecoding:
             self._build(size, size in self.frozen)
             self.warmed += (size,)
 
-    def _build(self, size: int, frozen: bool) -> None:
-        """Run the (size, frozen) graph once on a dummy prompt, so that it compiles now; calls of ``size`` then use it."""
+    def _build(self, size: int, frozen: bool, prefill: bool = False) -> None:
+        """Run the (size, frozen) graph once on a dummy prompt, so that it compiles now; calls of ``size`` then use it.
+
+        ``prefill``: the prompt's graph of prefill size ``size`` instead, run on a dummy prompt of that length."""
         import torch._inductor.config as inductor_config
 
-        self._runs[size] = self._compiled(size, frozen) if self.compiled else self._logits
-        counts, eager = dict(self.calls_by_size), self.eager_calls  # the dummy calls are not counted
-        cached = self.open()
-        with torch.inference_mode(), inductor_config.patch(freezing=self.compiled and frozen):
-            cached.forward([0])
+        if prefill:
+            self._prefills[size] = self._compiled(size, True, prefill=True) if self.compiled else self._hidden
+        else:
+            self._runs[size] = self._compiled(size, frozen) if self.compiled else self._logits
+        counts = dict(self.calls_by_size), dict(self.prefill_calls_by_size), self.eager_calls  # the dummy calls are not counted
+        tuning = {"max_autotune": True, "max_autotune_gemm_backends": AUTOTUNE_BACKENDS[self.device.type]} if self.autotune else {}
+        with torch.inference_mode(), inductor_config.patch(freezing=self.compiled and frozen, **tuning):
             for _ in range(2 if self.device.type == "cuda" else 1):  # CUDA graphs record on the second call
+                if prefill:
+                    self.open().forward([0] * size, keep=1)
+                    continue
+                cached = self.open()
+                cached.forward([0])
                 cached.forward([0] * size)
-                cached.rollback(1)
         self.open()
-        self.calls_by_size, self.eager_calls = counts, eager
+        self.calls_by_size, self.prefill_calls_by_size, self.eager_calls = counts
 
     def use_freezing(self, size: int, frozen: bool, *, drop_other: bool = False) -> None:
         """Make calls of ``size`` run its frozen (prepacked) graph or its plain-weight one, compiling it if needed.
@@ -265,13 +308,13 @@ class StaticDecoding:
             self._graphs.pop((size, not frozen), None)
 
     def bucket(self, past: int, Q: int) -> int | None:
-        """The padded size of a call of Q inputs after ``past`` cached positions (None: run it eagerly)."""
+        """The padded size of a call of Q inputs after ``past`` cached positions (None: run it eagerly).
+
+        The prompt's call (``past`` 0) is padded to a prefill size, if one holds it."""
         if past + Q > self.max_cache_len:
             raise ValueError(f"a call reaching position {past + Q} exceeds the static cache's max_cache_len of "
                              f"{self.max_cache_len}; pass a larger max_cache_len to static_model")
-        if past == 0:
-            return None  # the prompt: one eager call at its exact length
-        for size in self.sizes:
+        for size in self.prefill_sizes if past == 0 else self.sizes:
             if size >= Q:
                 return size if past + size <= self.max_cache_len else None
         return None
@@ -315,7 +358,15 @@ class StaticCachedModel(CachedModel):
             delta = delta.clone()
             delta[:, T:Q] = extra.layer_delta.to(delta.device, delta.dtype)
         first = 0 if keep is None else T - keep
-        if B is None:  # the prompt: the LM head only on the rows kept
+        if P == 0:  # the prompt: the LM head only on the rows kept
+            if B is None:
+                s.eager_calls += 1
+            else:
+                s.prefill_calls_by_size[B] += 1
+            logits = s._prefill(inputs, offsets, block, delta, slice(first, Q), B)  # (Q - first, V)
+            if size > Q:
+                self.cache.crop(Q - size)  # pad rows leave no KV
+        elif B is None:  # a call larger than every size
             s.eager_calls += 1
             logits = s._prefill(inputs, offsets, block, delta, slice(first, Q))  # (Q - first, V)
         else:
@@ -329,7 +380,8 @@ class StaticCachedModel(CachedModel):
 
 
 def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int = 1024, compile: bool = True,
-                 freeze: bool | Sequence[int] = True, progress: bool = True):
+                 freeze: bool | Sequence[int] = True, autotune: bool = False, prefill_sizes: Sequence[int] = (),
+                 progress: bool = True):
     """A copy of ``model`` on the static-cache fast path, sharing its weights; every decoding method runs on it unchanged.
 
     Args:
@@ -350,6 +402,19 @@ def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int
             hold prepacked weights); a plain-weight graph reads the model's tensors and loads
             from that cache in later processes. Which runs faster depends on the CPU and the
             call size (``docs/architecture.md``): ``latency.choose_freezing`` times both.
+        autotune: time each matmul at compile time as ATen's kernel and as inductor's
+            generated one (C++ template on CPU, Triton on GPU) and keep the faster. On a CPU
+            without bfloat16 instructions it sped up bfloat16 calls by a quarter to two fifths
+            (``docs/architecture.md``); compilation takes a few minutes per size. The C++
+            template reads prepacked constant weights, so it applies to frozen sizes.
+        prefill_sizes: compiled sizes for the prompt's call (at most 4; default none: the
+            prompt runs eagerly at its exact length). A prompt is padded to the smallest one
+            that holds it (pad rows after the real ones, cropped after the call); a longer one
+            runs eagerly. Its graph is the decoder alone, frozen, and the LM head runs on the
+            kept rows only. Worth it where the prompt's call is a large share of a decode and
+            a compiled block beats the eager one: on a CPU without bfloat16 instructions an
+            autotuned bfloat16 prompt of 118-125 tokens padded to 128 took 0.66-0.81 of the
+            eager call's time (``docs/architecture.md``).
         progress: print a line as each size starts compiling.
     Returns:
         the copy, with ``.pass_ref_static`` (a ``StaticDecoding``: its sizes and per-size
@@ -361,7 +426,8 @@ def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int
     shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
     fast = copy.deepcopy(model, shared)  # new modules and config, the same weight tensors
     fast.set_attn_implementation("eager")
-    fast.pass_ref_static = StaticDecoding(fast, sizes=sizes, max_cache_len=max_cache_len, compile=compile, freeze=freeze)
+    fast.pass_ref_static = StaticDecoding(fast, sizes=sizes, max_cache_len=max_cache_len, compile=compile, freeze=freeze,
+                                          autotune=autotune, prefill_sizes=prefill_sizes)
     if compile:
         fast.pass_ref_static.warm_up(progress)
     return fast

@@ -116,16 +116,19 @@ def test_results_doc_names_the_doctors_model_and_its_command(tiny_model, tmp_pat
     padded = curve([1.0, 1.2], "float32")
     padded.padded = True
     report = DoctorReport(machine_features(), {"float32": curve([1.0] * 40, "float32"), "float32 compiled": padded}, runs, 3, 1.0,
-                          model="my-org/coder", freezing={"float32 compiled": {1: {"frozen": False, "plain_over_frozen": 0.9}}})
-    assert "Model: my-org/coder" in report.format()
+                          model="my-org/coder", freezing={"float32 compiled": {1: {"frozen": False, "plain_over_frozen": 0.9}}},
+                          autotuned=["float32 compiled"])
+    assert "Model: my-org/coder" in report.format() and "(its matmuls were autotuned at compile time" in report.format()
     assert "(size 1 runs its plain-weight graph: plain weights took 0.90× the frozen graph's time here)" in report.format()
     save_report(report, folder / "b.json")
     old = report.to_dict()
-    del old["model"], old["freezing"], old["curves"]["float32 compiled"]  # an older report: the default model, eager only
+    del old["model"], old["freezing"], old["autotuned"], old["curves"]["float32 compiled"]  # an older report: the default model, eager only
     (folder / "a.json").write_text(json.dumps(old), encoding="utf-8")
     text = "\n".join(doctor_section(tmp_path / "out"))
     assert f"### {DEFAULT_MODEL_LABEL} · " in text and "`python -m pass_ref doctor --out out/doctor/a.json`" in text
-    assert "### my-org/coder · " in text and "`python -m pass_ref --model my-org/coder doctor --compiled --out out/doctor/b.json`" in text
+    assert "### my-org/coder · " in text
+    assert "`python -m pass_ref --model my-org/coder doctor --compiled --autotune float32 --out out/doctor/b.json`" in text
+    assert text.count("Matmuls autotuned at compile time: float32 compiled.") == 1
     assert "Compiled graphs timed frozen against plain weights: float32 compiled, size 1 plain: plain weights took 0.90×" in text
     assert text.count("Compiled graphs timed") == 1  # the older report has no such line
 
@@ -151,3 +154,7 @@ def test_compiled_doctor_times_its_one_token_graph_both_ways(monkeypatch):
     assert report.curves["float32 compiled"].padded and report.to_dict()["freezing"] == report.freezing
     kind = "frozen, prepacked" if choice[1]["frozen"] else "plain-weight"
     assert f"(size 1 runs its {kind} graph: plain weights took {choice[1]['plain_over_frozen']:.2f}×" in report.format()
+    assert report.autotuned == [] and "autotuned" not in report.format()
+    for autotune, compiled in ((["float16"], True), ("float32", True), (["float32"], False)):
+        with pytest.raises(ValueError, match="autotune names"):
+            run_doctor("tiny", dtypes=(torch.float32,), compiled=compiled, autotune=autotune, progress=False)

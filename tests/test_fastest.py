@@ -1,6 +1,8 @@
 """The comparison with the fastest plain decoding (``pass_ref.experiments.fastest``): planning, the paired ratios,
 the verdict, and one tiny end-to-end run (eager and compiled, transformers' static recipe included)."""
 
+import json
+
 import pytest
 import torch
 from conftest import needs_compiler, random_lookahead
@@ -8,7 +10,7 @@ from conftest import needs_compiler, random_lookahead
 import pass_ref
 from pass_ref.experiments import fastest
 from pass_ref.experiments.fastest import Row, format_markdown, machine_slug, plan_rows, static_sizes, summarize, verdict
-from pass_ref.experiments.results_doc import _freezing_note
+from pass_ref.experiments.results_doc import _compiled_note
 
 
 def record(row: Row, prompt_index: int, ms: float, tokens=(1, 2, 3), calls=3, predicted=None):
@@ -91,7 +93,7 @@ def test_tiny_end_to_end(monkeypatch, tmp_path):
     monkeypatch.setattr("pass_ref.experiments.data.humaneval_prompts", lambda n: ["def f(x):", "return x + 1", "class A:"][:n])
     result = fastest.fastest_decoding("tiny", methods=["ar", "hf", "hf-static", "pass", "pass-fused", "hybrid"], dtypes=["float32"],
                                       recipes=["paper"], prompts=2, max_new_tokens=12, out=tmp_path, progress=False,
-                                      calibration=[3, 1, 4, 1, 5, 9, 2, 6])
+                                      calibration=[3, 1, 4, 1, 5, 9, 2, 6], prefill_sizes=[16])
     rows = {r["row"]: r for r in result.rows}
     assert set(rows) == {"float32 eager/ar", "float32 eager/hf", "float32 eager/hf-static", "float32 eager/pass/paper",
                          "float32 eager/hybrid/paper", "float32 compiled/ar", "float32 compiled/pass/paper",
@@ -127,22 +129,29 @@ def test_tiny_end_to_end(monkeypatch, tmp_path):
     frozen = result.config["frozen_sizes"]["float32 compiled"]
     assert set(choice) == {1} and (1 in frozen) == choice[1]["frozen"] == (choice[1]["plain_over_frozen"] >= 1)
     assert set(frozen) - {1} == {2, 3, 4, 5, 9, 13}  # the larger calls stay frozen
-    assert "float32 compiled [" in _freezing_note(result.config) and "size 1 " in _freezing_note(result.config)
+    assert "float32 compiled [" in _compiled_note(result.config) and "size 1 " in _compiled_note(result.config)
     assert {p.name for p in tmp_path.iterdir()} == {"summary.md", "results.json", "records.jsonl"}
+    assert result.config["prefill_sizes"] == [16] and "prefill sizes [16]" in _compiled_note(result.config)
+    assert result.config["prefill_calls"]["float32 compiled"]["16"] > 0  # the compiled prompts ran padded (same tokens above)
     assert result.config["max_cache_len"] == 64  # what the runs need (<= 12 prompt tokens + 12 + 13), rounded up to 64
 
 
-def test_freezing_note_reads_old_and_new_reports():
+def test_compiled_note_reads_old_and_new_reports():
     """RESULTS says which compiled sizes ran frozen; reports from before the choice existed froze every size."""
-    assert _freezing_note({"compiled": True}) == " Every compiled size frozen (prepacked weights)."
-    assert _freezing_note({"compiled": False}) == ""
-    note = _freezing_note({"compiled": True, "frozen_sizes": {"float32 compiled": [5, 9], "bfloat16 compiled": [1, 5, 9]},
+    assert _compiled_note({"compiled": True}) == " Every compiled size frozen (prepacked weights)."
+    assert _compiled_note({"compiled": False}) == ""
+    note = _compiled_note({"compiled": True, "frozen_sizes": {"float32 compiled": [5, 9], "bfloat16 compiled": [1, 5, 9]},
                            "freezing": {"float32 compiled": {"1": {"frozen": False, "plain_over_frozen": 0.91}},
                                         "bfloat16 compiled": {"1": {"frozen": True, "plain_over_frozen": 1.2}}}})
     assert note == (" Frozen (prepacked) sizes: float32 compiled [5, 9] (size 1 plain: plain weights took 0.91× the frozen "
                     "graph's time), bfloat16 compiled [1, 5, 9] (size 1 frozen: plain weights took 1.20× the frozen graph's time).")
+    assert _compiled_note({"compiled": True, "frozen_sizes": {"bfloat16 compiled": [1]}, "autotune": ["bfloat16"]}).endswith(
+        " Matmuls autotuned at compile time (ATen's kernels against inductor's generated ones): bfloat16 compiled.")
     with pytest.raises(ValueError, match="freeze must be"):
         fastest.fastest_decoding("tiny", freeze="some")
+    for autotune, compiled in ((["float16"], True), ("bfloat16", True), (["float32"], False)):
+        with pytest.raises(ValueError, match="autotune names"):
+            fastest.fastest_decoding("tiny", dtypes=["float32"], autotune=autotune, compiled=compiled)
 
 
 def test_prediction_uses_the_timings_that_bracket_the_run():
@@ -158,3 +167,24 @@ def test_prediction_uses_the_timings_that_bracket_the_run():
     run["bracket"] = {"5": [0.03, 0.03, 0.05, 0.02], "1": [0.001] * 4}  # read back from records.jsonl: string keys
     assert setup.predicted_ms(run) == pytest.approx(1000 * (0.05 + 0.03 + 0.03 + 0.001) / 4)
     assert setup.predicted_ms({**run, "method": "hf-static"}) is None
+
+
+def test_autotune_section_reads_the_tools_report(tmp_path):
+    """RESULTS renders ``tools/autotune_gain.py``'s JSON: per dtype and size, both timings, the paired ratio, the bound."""
+    from pass_ref.experiments.doctor import machine_features
+    from pass_ref.experiments.results_doc import autotune_section
+
+    assert autotune_section(tmp_path) == []
+    rows = [{"size": 1, "default_ms": 29.1, "autotuned_ms": 21.4, "paired_ratio": 0.76, "default_over_bound": 2.53,
+             "autotuned_over_bound": 1.86}, {"size": 5, "default_ms": 67.9, "autotuned_ms": 39.7, "paired_ratio": 0.59}]
+    report = {"command": "python tools/autotune_gain.py --dtypes bfloat16", "model": "SmolLM2-135M-Instruct",
+              "machine": machine_features(), "bandwidth": 23.4e9, "sizes": [1, 5], "rounds": 8, "repeats": 5, "context": 200,
+              "minutes": 9.5, "dtypes": {"bfloat16": {"compile_seconds": {"default": 95.0, "autotuned": 337.0},
+                                                      "same_greedy_tokens": True, "bound_ms": 11.5, "rows": rows}}}
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "autotune_gain-smollm2-135m-avx512.json").write_text(json.dumps(report), encoding="utf-8")
+    text = "\n".join(autotune_section(tmp_path))
+    assert "### SmolLM2-135M-Instruct (smollm2-135m-avx512)" in text
+    assert "`python tools/autotune_gain.py --dtypes bfloat16` (9.5 min)" in text
+    assert "| bfloat16 | 1 | 29.1 | 21.4 | 0.76 | 2.53 → 1.86 (bound 11.5 ms) | 95 / 337 | True |" in text
+    assert "| bfloat16 | 5 | 67.9 | 39.7 | 0.59 | – | 95 / 337 | True |" in text

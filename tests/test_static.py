@@ -47,6 +47,32 @@ def test_static_path_gives_the_eager_tokens(tiny_model, static_tiny, method):
     assert method == "ar" or accepted > 0
 
 
+@pytest.mark.parametrize("method", list(pass_ref.METHODS))
+def test_prompts_padded_to_a_prefill_size_give_the_eager_tokens(tiny_model, method):
+    """With ``prefill_sizes`` the prompt's call is padded to the smallest that holds it (with PaSS's look-ahead
+    inputs in it), and every method still returns the eager path's greedy tokens; a longer prompt runs eagerly."""
+    fast = static_model(tiny_model, sizes=SIZES, max_cache_len=96, compile=False, prefill_sizes=(4, 12), progress=False)
+    s = fast.pass_ref_static
+    same_tokens_as_eager(tiny_model, fast, method)
+    assert sum(s.prefill_calls_by_size.values()) == 2 * len(PROMPTS)  # every decode's prompt (<= 6 tokens + L = 4 vectors)
+    assert s.prefill_calls_by_size[12] > 0
+    eager_before = s.eager_calls
+    out = autoregressive_generate(fast, list(range(1, 15)), max_new_tokens=3)  # 14 prompt tokens: no prefill size holds it
+    assert s.eager_calls == eager_before + 1 and s.owner.length == len(out.sequences) - 1
+
+
+def test_padded_prompt_leaves_only_its_own_keys(tiny_model):
+    """A padded prompt's call returns the kept rows' logits of the eager call and caches exactly its tokens."""
+    fast = static_model(tiny_model, sizes=(1,), max_cache_len=32, compile=False, prefill_sizes=(8,), progress=False)
+    prompt = PROMPTS[1]
+    want = CachedModel(tiny_model).forward(prompt, keep=2)  # (2, V)
+    cached = open_cache(fast)
+    got = cached.forward(prompt, keep=2)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)  # the static path's float32 attention probabilities
+    assert cached.length == len(prompt) and fast.pass_ref_static.prefill_calls_by_size == {8: 1}
+    torch.testing.assert_close(cached.forward([4])[-1], CachedModel(tiny_model).forward(prompt + [4])[-1], rtol=1e-5, atol=1e-6)
+
+
 def test_calls_are_padded_to_the_compiled_sizes(tiny_model, static_tiny):
     """Decoding calls run at the compiled sizes (the prompt eagerly at its own length); the cache keeps real tokens only."""
     s = static_tiny.pass_ref_static
@@ -109,13 +135,15 @@ def test_static_path_keeps_the_exact_law(small):
 
 @needs_compiler
 def test_compiled_path_gives_the_eager_float32_tokens():
-    """torch.compile'd static path (float32, inductor freezing): every method returns eager float32's greedy tokens."""
+    """torch.compile'd static path (float32, inductor freezing): every method returns eager float32's greedy tokens,
+    the prompts run through a compiled prefill size."""
     eager = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)
-    fast = static_copy(eager, compile=True)
+    fast = static_model(eager, sizes=SIZES, max_cache_len=96, prefill_sizes=(12,), progress=False)
     assert fast.pass_ref_static.warmed == SIZES
     for method in pass_ref.METHODS:
         same_tokens_as_eager(eager, fast, method, new_tokens=20)
     assert all(fast.pass_ref_static.calls_by_size[size] > 0 for size in SIZES)
+    assert fast.pass_ref_static.prefill_calls_by_size[12] == 2 * len(PROMPTS) * len(pass_ref.METHODS)  # every prompt, compiled
 
 
 @needs_compiler
@@ -133,6 +161,24 @@ def test_compiled_calls_run_packed_weights_of_their_own_model():
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
         ops = ops_of_call(fast, 1)
         assert ops & PACKED and "aten::mm" not in ops, sorted(ops)
+
+
+@needs_compiler
+def test_autotuned_graphs_are_tuned_and_exact():
+    """``autotune=True``: compiling a size benchmarks candidate kernels for its matmuls (inductor's autotuning
+    counter moves; without it, it does not), and decoding still returns eager float32's greedy tokens. (One size
+    of a one-layer model: each distinct matmul shape costs seconds of benchmarking.)"""
+    import torch._inductor.config as inductor_config
+    from torch._dynamo.utils import counters
+
+    eager = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=1, seed=0, dtype=torch.float32)
+    with inductor_config.patch(force_disable_caches=True):  # an earlier run's tuning, cached on disk, would skip the benchmarks
+        counters.clear()
+        static_copy(eager, compile=True, sizes=(1,))
+        assert counters["inductor"]["select_algorithm_autotune"] == 0
+        fast = static_model(eager, sizes=(1,), max_cache_len=96, autotune=True, progress=False)
+    assert fast.pass_ref_static.autotune and counters["inductor"]["select_algorithm_autotune"] > 0
+    same_tokens_as_eager(eager, fast, "ar", new_tokens=12)
 
 
 PACKED = {"mkldnn::_linear_pointwise", "mkl::_mkl_linear"}  # what a frozen CPU graph's matmuls run
@@ -221,6 +267,13 @@ def test_bad_input_is_refused(tiny_model):
             static_copy(tiny_model, sizes=(1, 5), freeze=freeze)
     with pytest.raises(ValueError, match="compiled sizes"):
         static_copy(tiny_model).pass_ref_static.use_freezing(1, True)
+    for prefill in ((0,), (96,), "8", tuple(range(1, 7))):
+        with pytest.raises(ValueError, match="prefill_sizes"):
+            static_model(tiny_model, sizes=(1,), max_cache_len=96, compile=False, prefill_sizes=prefill)
+    with pytest.raises(ValueError, match="needs compile=True"):
+        static_model(tiny_model, compile=False, autotune=True)
+    with pytest.raises(ValueError, match="autotune must be"):
+        static_model(tiny_model, compile=False, autotune="yes")
     fast = static_copy(tiny_model, max_cache_len=24)
     with pytest.raises(ValueError, match="static cache.s max_cache_len of 24"):
         autoregressive_generate(fast, PROMPTS[0], max_new_tokens=30)

@@ -147,6 +147,7 @@ class DoctorReport:
     acceptance: list[float] | None = None  # the set's measured per-position acceptance (for one-call groups)
     model: str = DEFAULT_MODEL_LABEL  # the model as named on the command line (``--model``)
     freezing: dict = field(default_factory=dict)  # compiled setup -> size -> its timed choice (``latency.choose_freezing``)
+    autotuned: list[str] = field(default_factory=list)  # compiled setups whose matmuls were autotuned (``static_model``)
 
     def groups(self) -> dict[str, dict]:
         """Per setup: one-call PaSS's group set chosen from the set's acceptance and that setup's t(n) (``best_groups``)."""
@@ -241,7 +242,7 @@ class DoctorReport:
                 "recommendation": self.recommendation(), "fastest_plain": self.fastest_plain(), "verdict": self.verdict(),
                 "bandwidth": self.bandwidth, "streaming": self.streaming(), "acceptance": self.acceptance,
                 "groups": self.groups(), "lookahead_choices": self.lookahead_choices(), "freezing": self.freezing,
-                "curves": {d: c.to_dict() for d, c in self.curves.items()},
+                "autotuned": self.autotuned, "curves": {d: c.to_dict() for d, c in self.curves.items()},
                 "runs": [asdict(r) for r in self.runs]}
 
     def format(self) -> str:
@@ -266,6 +267,8 @@ class DoctorReport:
             if c.padded:
                 lines += ["", f"{setup} (a call is padded to the next size): "
                           + ", ".join(f"t({n}) = {1e3 * c.t(n):.1f} ms" for n in c.new_tokens)]
+                if setup in self.autotuned:
+                    lines.append("(its matmuls were autotuned at compile time: ATen's kernels against inductor's generated ones)")
                 for n, v in self.freezing.get(setup, {}).items():
                     lines.append(f"(size {n} runs its {'frozen, prepacked' if v['frozen'] else 'plain-weight'} graph: "
                                  f"plain weights took {v['plain_over_frozen']:.2f}× the frozen graph's time here)")
@@ -330,6 +333,7 @@ def run_doctor(
     repeats: int = 5,
     dtypes=(torch.float32, torch.bfloat16),
     compiled: bool = False,
+    autotune=(),
     progress: bool = True,
 ) -> DoctorReport:
     """Measure t(n) per dtype (and on the compiled static path) and the call sizes of every method; see the module docstring."""
@@ -342,6 +346,9 @@ def run_doctor(
 
     if prompts < 1 or max_new_tokens < 1 or repeats < 1:
         raise ValueError("prompts, max_new_tokens and repeats must be >= 1")
+    names = [str(d).replace("torch.", "") for d in dtypes]
+    if isinstance(autotune, str) or not set(autotune) <= set(names) or autotune and not compiled:
+        raise ValueError(f"autotune names some of the dtypes {names} and needs compiled=True, got {autotune!r}")
     start = time.perf_counter()
     curves: dict[str, LatencyCurve] = {}
     weights: dict[str, int] = {}
@@ -363,13 +370,16 @@ def run_doctor(
             with torch.inference_mode():
                 runs = record_calls(method_table(model, lookahead, L), ids, max_new_tokens, progress)
         if compiled:  # the sizes method_table's calls have: a token, L + 1, 8 lookup drafts, 1 + L + 2 L (one call, 2 groups)
-            fast = static_model(model, sizes=(1, L + 1, 9, 1 + 3 * L), max_cache_len=256, progress=progress)
-            setup = f"{str(dtype).replace('torch.', '')} compiled"
+            name = str(dtype).replace("torch.", "")
+            fast = static_model(model, sizes=(1, L + 1, 9, 1 + 3 * L), max_cache_len=256, autotune=name in autotune,
+                                progress=progress)
+            setup = f"{name} compiled"
             freezing[setup] = choose_freezing(fast, (1,), context=128, progress=progress)  # the one-token call: frozen or plain weights
             curves[setup] = measure_static_latency(fast, context=128, repeats=repeats)
         del model
     return DoctorReport(machine_features(device), curves, runs, L, time.perf_counter() - start, bandwidth, weights,
-                        lookahead.measured_acceptance(L), str(model_name or DEFAULT_MODEL_LABEL), freezing)
+                        lookahead.measured_acceptance(L), str(model_name or DEFAULT_MODEL_LABEL), freezing,
+                        [f"{name} compiled" for name in names if name in autotune])
 
 
 def save_report(report: DoctorReport, path: str | Path) -> None:

@@ -272,7 +272,7 @@ class _Setup:
         times = []
         with torch.inference_mode():
             for _ in range(3):
-                cached = open_cache(self.model)  # the setup's own prompt call (the static path's runs uncompiled)
+                cached = open_cache(self.model)  # the setup's own prompt call (compiled where a prefill size holds it)
                 began = time.perf_counter()
                 cached.forward(prompt, keep=1)
                 times.append(time.perf_counter() - began)
@@ -319,6 +319,8 @@ def fastest_decoding(
     max_new_tokens: int = 64,
     max_cache_len: int | None = None,
     freeze: bool | Sequence[int] | str = "auto",
+    autotune: Sequence[str] = (),
+    prefill_sizes: Sequence[int] = (),
     calibration: Sequence[int] | str | None = "heldout",
     out: str | Path | None = None,
     command: str = "",
@@ -346,6 +348,10 @@ def fastest_decoding(
     (all, except that each of ``FREEZE_CHOICE_SIZES`` keeps whichever of its frozen and
     plain-weight graphs ``latency.choose_freezing`` times faster in that setup;
     ``config["freezing"]``), True, False or a list of sizes.
+    ``autotune``: the dtypes whose compiled setup autotunes its matmuls at compile time
+    (``static_model(autotune=True)``: minutes more per size; ``config["autotune"]``).
+    ``prefill_sizes``: compiled sizes for the prompt's call on the compiled path (``static_model``;
+    none: the prompt runs eagerly at its exact length, as transformers' recipe runs it).
     ``max_cache_len``: the static caches' length, ours and transformers' recipe's; None: the
     longest prompt + ``max_new_tokens`` + the largest call, rounded up to ``CACHE_ROUNDING``
     (attention reads every preallocated position, so a longer cache slows every call).
@@ -369,6 +375,8 @@ def fastest_decoding(
                             extra=None if pass_lookahead is None else {"pass": {"num_lookahead": pass_lookahead}})
     if not (freeze == "auto" or isinstance(freeze, bool) or (isinstance(freeze, Sequence) and not isinstance(freeze, str))):
         raise ValueError(f"freeze must be 'auto', True, False or a list of call sizes, got {freeze!r}")
+    if isinstance(autotune, str) or not set(autotune) <= set(dtypes) or not compiled and autotune:
+        raise ValueError(f"autotune names some of the compiled setups' dtypes {list(dtypes) if compiled else []}, got {autotune!r}")
     jobs, setups, compile_seconds, prompt_ids, choice_curves, freezing = [], {}, {}, None, {}, {}
     for dtype in dtypes:
         model, tokenizer = load_model(name_or_path, dtype=DTYPES[dtype])
@@ -386,7 +394,7 @@ def fastest_decoding(
         if compiled:
             began = time.perf_counter()
             fast = static_model(model, sizes=sizes, max_cache_len=max_cache_len, freeze=True if freeze == "auto" else freeze,
-                                progress=progress)
+                                autotune=dtype in autotune, prefill_sizes=prefill_sizes, progress=progress)
             compile_seconds[f"{dtype} compiled"] = time.perf_counter() - began
             if freeze == "auto":
                 began = time.perf_counter()
@@ -429,8 +437,11 @@ def fastest_decoding(
         "lookup_tokens": lookup_tokens, "hybrid_groups": list(hybrid_groups),
         "domain": domain, "prompts": len(prompt_ids), "max_new_tokens": max_new_tokens, "max_cache_len": max_cache_len,
         "static_sizes": list(sizes), "freeze": freeze if isinstance(freeze, (bool, str)) else list(freeze),
-        "freezing": freezing, "frozen_sizes": {name: sorted(s.model.pass_ref_static.frozen) for name, s in setups.items()
-                                               if getattr(s.model, "pass_ref_static", None) is not None},
+        "freezing": freezing, "autotune": [d for d in dtypes if d in autotune], "prefill_sizes": list(prefill_sizes),
+        "frozen_sizes": {name: sorted(s.model.pass_ref_static.frozen) for name, s in setups.items()
+                         if getattr(s.model, "pass_ref_static", None) is not None},
+        "prefill_calls": {name: {str(n): c for n, c in s.model.pass_ref_static.prefill_calls_by_size.items()}
+                          for name, s in setups.items() if getattr(s.model, "pass_ref_static", None) is not None},
         "compile_seconds": {k: round(v, 1) for k, v in compile_seconds.items()},
         "latency_context": context, "curves": {name: s.curve.to_dict() for name, s in setups.items()},
         "choice_curves": {name: {"new_tokens": list(c.new_tokens), "seconds": list(c.seconds)} for name, c in choice_curves.items()},

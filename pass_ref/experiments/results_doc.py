@@ -63,8 +63,8 @@ def _bench_tables(results: Path, pattern: str, heading, *, minutes: bool) -> lis
     return lines
 
 
-def _freezing_note(config: dict) -> str:
-    """Which compiled sizes ran frozen (prepacked weights) in each setup, and how the timed choices came out."""
+def _compiled_note(config: dict) -> str:
+    """The compiled path's settings: frozen sizes per setup (and how the timed choices came out), autotuning, prefill sizes."""
     if not config.get("compiled", True):
         return ""
     if "frozen_sizes" not in config:  # reports from before the choice existed
@@ -73,7 +73,12 @@ def _freezing_note(config: dict) -> str:
     for setup, frozen in config["frozen_sizes"].items():
         timed = _timed_freezing(config.get("freezing", {}).get(setup, {}))
         parts.append(f"{setup} {frozen}" + (f" ({timed})" if timed else ""))
-    return " Frozen (prepacked) sizes: " + ", ".join(parts) + "."
+    tuned = [f"{dtype} compiled" for dtype in config.get("autotune", [])]
+    return (" Frozen (prepacked) sizes: " + ", ".join(parts) + "."
+            + (f" Matmuls autotuned at compile time (ATen's kernels against inductor's generated ones): {', '.join(tuned)}."
+               if tuned else "")
+            + (f" Prompts padded to compiled prefill sizes {config['prefill_sizes']} (else run eagerly)."
+               if config.get("prefill_sizes") else ""))
 
 
 def _timed_freezing(choices: dict) -> str:
@@ -94,7 +99,7 @@ def fastest_section(results: Path) -> list[str]:
         compile_s = ", ".join(f"{k} {v:.0f} s" for k, v in c["compile_seconds"].items()) or "none"
         lines += [f"### {c['model']}: {c['prompts']} HumanEval prompts × {c['max_new_tokens']} tokens, greedy ({path.parent.name})", "",
                   f"Machine: {_machine(c)}. Command: `{c['command']}` ({c['minutes']} min; compilation, not timed: {compile_s}). "
-                  f"Compiled call sizes: {c['static_sizes']}, static caches of {c['max_cache_len']} positions.{_freezing_note(c)} "
+                  f"Compiled call sizes: {c['static_sizes']}, static caches of {c['max_cache_len']} positions.{_compiled_note(c)} "
                   f"L = {c['L']}, one-call groups "
                   + ("chosen per setup and set from the set's measured acceptance and the setup's t(n) (named in each row)."
                      if c["groups"] == "auto" else f"{c['groups']}.")
@@ -284,6 +289,30 @@ def fused_gain_section(results: Path) -> list[str]:
     return [intro, ""] + lines + [""]
 
 
+def autotune_section(results: Path) -> list[str]:
+    """Default against autotuned compiled graphs (``tools/autotune_gain.py``), one table per model and machine."""
+    lines = []
+    for path in sorted(results.glob("bench/autotune_gain-*.json")):
+        d = _load(path)
+        lines += [f"### {d['model']} ({path.stem.removeprefix('autotune_gain-')})", "",
+                  f"Machine: {_machine(d)}; copy bandwidth {d['bandwidth'] / 1e9:.1f} GB/s. Every size frozen; t(n) over "
+                  f"{d['context']} cached tokens, {d['rounds']} alternating rounds of {d['repeats']} calls. "
+                  f"Command: `{d['command']}` ({d['minutes']} min).", "",
+                  "| dtype | n | t(n) default ms | t(n) autotuned ms | autotuned / default (paired) | t(1) / weight-streaming bound, "
+                  "default → autotuned | compile s, default / autotuned | same greedy tokens |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for dtype, r in d["dtypes"].items():
+            for row in r["rows"]:
+                bound = (f"{row['default_over_bound']:.2f} → {row['autotuned_over_bound']:.2f} (bound {r['bound_ms']:.1f} ms)"
+                         if "default_over_bound" in row else "–")
+                compile_s = r["compile_seconds"]
+                lines.append(f"| {dtype} | {row['size']} | {row['default_ms']:.1f} | {row['autotuned_ms']:.1f} | "
+                             f"{row['paired_ratio']:.2f} | {bound} | {compile_s['default']:.0f} / {compile_s['autotuned']:.0f} | "
+                             f"{r['same_greedy_tokens']} |")
+        lines.append("")
+    return lines
+
+
 def overhead_section(results: Path) -> list[str]:
     lines = []
     for path in sorted(results.glob("overhead/*.json")):
@@ -393,6 +422,8 @@ def doctor_section(results: Path) -> list[str]:
             lines += ["", f"Copy bandwidth {data['bandwidth'] / 1e9:.1f} GB/s; t(1) against the weight-streaming bound: "
                       + "; ".join(f"{r['dtype']} {r['t1_ms']:.1f} ms = {r['t1_over_bound']:.2f}× the bound ({r['bound_ms']:.1f} ms)"
                                   for r in data["streaming"]) + "."]
+        if data.get("autotuned"):
+            lines += ["", f"Matmuls autotuned at compile time: {', '.join(data['autotuned'])}."]
         if any(data.get("freezing", {}).values()):
             lines += ["", "Compiled graphs timed frozen against plain weights: "
                       + "; ".join(f"{setup}, {_timed_freezing(c)}" for setup, c in data["freezing"].items()) + "."]
@@ -411,6 +442,8 @@ def doctor_section(results: Path) -> list[str]:
         said = " ".join(data["verdict"]) if "verdict" in data else f"Recommendation: {best['method']} in {best['dtype']}."
         named = "" if model == DEFAULT_MODEL_LABEL else f" --model {model}"
         compiled = " --compiled" if any(c.get("padded") for c in data["curves"].values()) else ""
+        if data.get("autotuned"):
+            compiled += " --autotune " + " ".join(setup.removesuffix(" compiled") for setup in data["autotuned"])
         lines += [
             "",
             f"{said} Command: `{env + ' ' if env else ''}python -m pass_ref{named} doctor{compiled} "
@@ -516,6 +549,12 @@ def render(results: Path | None = None) -> str:
             speed_section(results),
         ),
         ("Will it pay on this machine? (doctor reports)", "", doctor_section(results)),
+        (
+            "Autotuned matmuls on the compiled path",
+            "`static_model(autotune=True)` times each matmul at compile time as ATen's kernel and as inductor's generated "
+            "one and keeps the faster; here both kinds of graph are timed side by side.",
+            autotune_section(results),
+        ),
         ("One call against two: tokens per call", "", fused_gain_section(results)),
         ("The draft-model baseline: how many layers?", "", draft_layers_section(results)),
         (
