@@ -111,7 +111,7 @@ def _check_sizes(sizes: Sequence[int], max_cache_len: int, *, name: str = "sizes
                  empty: bool = False) -> tuple[int, ...]:
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or (not sizes and not empty) or any(
             isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
-        raise ValueError(f"{name} must be {'a list of' if empty else ''} positive ints, got {sizes!r}")
+        raise ValueError(f"{name} must be {'a list of ' if empty else ''}positive ints, got {sizes!r}")
     sizes = tuple(sorted(set(sizes)))
     if len(sizes) > most:
         raise ValueError(f"at most {most} {name} (each is compiled separately), got {len(sizes)}")
@@ -404,16 +404,17 @@ def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int
             call size (``docs/architecture.md``): ``latency.choose_freezing`` times both.
         autotune: time each matmul at compile time as ATen's kernel and as inductor's
             generated one (C++ template on CPU, Triton on GPU) and keep the faster. On a CPU
-            without bfloat16 instructions it sped up bfloat16 calls by a quarter to two fifths
-            (``docs/architecture.md``); compilation takes a few minutes per size. The C++
-            template reads prepacked constant weights, so it applies to frozen sizes.
+            without bfloat16 instructions it halved bfloat16 calls of 5 tokens and cut one-token
+            calls by a third, but slowed float32's 5-token calls (``docs/architecture.md``);
+            compilation takes minutes per size. The C++ template reads prepacked constant
+            weights, so it applies to frozen sizes.
         prefill_sizes: compiled sizes for the prompt's call (at most 4; default none: the
             prompt runs eagerly at its exact length). A prompt is padded to the smallest one
             that holds it (pad rows after the real ones, cropped after the call); a longer one
             runs eagerly. Its graph is the decoder alone, frozen, and the LM head runs on the
             kept rows only. Worth it where the prompt's call is a large share of a decode and
             a compiled block beats the eager one: on a CPU without bfloat16 instructions an
-            autotuned bfloat16 prompt of 118-125 tokens padded to 128 took 0.66-0.81 of the
+            autotuned bfloat16 prompt of 115-125 tokens padded to 128 took 0.69-0.74 of the
             eager call's time (``docs/architecture.md``).
         progress: print a line as each size starts compiling.
     Returns:

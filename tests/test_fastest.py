@@ -180,7 +180,11 @@ def test_autotune_section_reads_the_tools_report(tmp_path):
     report = {"command": "python tools/autotune_gain.py --dtypes bfloat16", "model": "SmolLM2-135M-Instruct",
               "machine": machine_features(), "bandwidth": 23.4e9, "sizes": [1, 5], "rounds": 8, "repeats": 5, "context": 200,
               "minutes": 9.5, "dtypes": {"bfloat16": {"compile_seconds": {"default": 95.0, "autotuned": 337.0},
-                                                      "same_greedy_tokens": True, "bound_ms": 11.5, "rows": rows}}}
+                                                      "same_greedy_tokens": True, "bound_ms": 11.5, "rows": rows,
+                                                      "prefill_rows": [{"prompt_tokens": 125, "eager_ms": 506.0, "default_ms": 506.0,
+                                                                        "autotuned_ms": 349.0, "default_over_eager": 1.0,
+                                                                        "autotuned_over_eager": 0.69}]}},
+              "prefill": 128}
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "autotune_gain-smollm2-135m-avx512.json").write_text(json.dumps(report), encoding="utf-8")
     text = "\n".join(autotune_section(tmp_path))
@@ -188,3 +192,4 @@ def test_autotune_section_reads_the_tools_report(tmp_path):
     assert "`python tools/autotune_gain.py --dtypes bfloat16` (9.5 min)" in text
     assert "| bfloat16 | 1 | 29.1 | 21.4 | 0.76 | 2.53 → 1.86 (bound 11.5 ms) | 95 / 337 | True |" in text
     assert "| bfloat16 | 5 | 67.9 | 39.7 | 0.59 | – | 95 / 337 | True |" in text
+    assert "padded to a compiled prefill size of 128" in text and "| bfloat16 | 125 | 506 | 1.00 | 0.69 |" in text

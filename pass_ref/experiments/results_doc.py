@@ -290,14 +290,16 @@ def fused_gain_section(results: Path) -> list[str]:
 
 
 def autotune_section(results: Path) -> list[str]:
-    """Default against autotuned compiled graphs (``tools/autotune_gain.py``), one table per model and machine."""
+    """Default against autotuned compiled graphs (``tools/autotune_gain.py``), one table per model and machine:
+    t(n), then the prompt's call padded to a compiled prefill size against the eager one."""
     lines = []
     for path in sorted(results.glob("bench/autotune_gain-*.json")):
         d = _load(path)
         lines += [f"### {d['model']} ({path.stem.removeprefix('autotune_gain-')})", "",
                   f"Machine: {_machine(d)}; copy bandwidth {d['bandwidth'] / 1e9:.1f} GB/s. Every size frozen; t(n) over "
                   f"{d['context']} cached tokens, {d['rounds']} alternating rounds of {d['repeats']} calls. "
-                  f"Command: `{d['command']}` ({d['minutes']} min).", "",
+                  f"Command: `{d['command'].strip()}` ({d['minutes']} min). In bfloat16 the two kinds of kernel round "
+                  "differently, so greedy tokens can part, as eager and compiled bfloat16 do; in float32 they agree.", "",
                   "| dtype | n | t(n) default ms | t(n) autotuned ms | autotuned / default (paired) | t(1) / weight-streaming bound, "
                   "default → autotuned | compile s, default / autotuned | same greedy tokens |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -309,6 +311,14 @@ def autotune_section(results: Path) -> list[str]:
                 lines.append(f"| {dtype} | {row['size']} | {row['default_ms']:.1f} | {row['autotuned_ms']:.1f} | "
                              f"{row['paired_ratio']:.2f} | {bound} | {compile_s['default']:.0f} / {compile_s['autotuned']:.0f} | "
                              f"{r['same_greedy_tokens']} |")
+        prefill = [(dtype, row) for dtype, r in d["dtypes"].items() for row in r.get("prefill_rows", [])]
+        if prefill:
+            lines += ["", f"The prompt's call (LM head on its last row) padded to a compiled prefill size of {d['prefill']}, "
+                      "against the eager call at its exact length (paired per round):", "",
+                      "| dtype | prompt tokens | eager ms | padded, default graph: × eager | padded, autotuned graph: × eager |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {dtype} | {row['prompt_tokens']} | {row['eager_ms']:.0f} | {row['default_over_eager']:.2f} | "
+                      f"{row['autotuned_over_eager']:.2f} |" for dtype, row in prefill]
         lines.append("")
     return lines
 
