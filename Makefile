@@ -14,11 +14,12 @@ VLLM_ASSETS := runs/vllm
 SHARED_SET := results/serving/sets/smollm2-shared-code-L4
 QWEN_SHARED_SET := results/serving/sets/qwen0.5b-shared-code-L4
 
-.PHONY: vllm vllm-assets test-vllm bench-vllm lint structure doctor fastest fastest-qwen bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-notebooks test-browser lab handout notebooks overhead train clean help
+.PHONY: vllm vllm-assets test-vllm bench-vllm lint structure doctor fastest fastest-qwen bench-speed results-doc models-extra bench-quick bench-medium ablation table2 table2-qwen models-extra-1.5b gpu-check install demo test test-unit test-compile test-notebooks test-browser lab handout notebooks overhead train clean help
 
 help:
 	@echo "make demo            set up .venv and run the headline demo (AR vs PaSS on a HumanEval prompt)"
 	@echo "make test            the whole test suite: pytest + nbval on notebooks/"
+	@echo "make test-compile    opt-in: the longer torch.compile tests (~3 min)"
 	@echo "make lint            ruff (pyflakes, pycodestyle, import order, bugbear) over the repository"
 	@echo "make structure       import circles, layers, the loop and what a reader opens to follow pass_generate"
 	@echo "make notebooks       re-execute the notebooks in place (full size, outputs committed)"
@@ -93,8 +94,13 @@ lint: $(STAMP)
 structure: $(STAMP)
 	$(PY) tools/structure.py
 
+# Tests run on every core (pytest-xdist); the tests that share a build step are kept in one worker (xdist_group).
 test-unit: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n auto --dist loadgroup tests
+
+# Opt-in: the longer torch.compile tests (autotuning, freezing choices, the tiny fastest and doctor runs; ~3 min).
+test-compile: $(STAMP)
+	$(PY) -m pytest -m compile tests
 
 test-notebooks: $(STAMP)
 	CI=$${CI:-true} $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider $(NOTEBOOKS)

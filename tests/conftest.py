@@ -14,6 +14,16 @@ from pass_ref.methods import METHODS, make_drafter
 needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                                     reason="torch.compile on a CPU needs a C++ compiler (g++)")
 
+# Under pytest-xdist (make test runs one worker per core), each worker takes its share of the cores, not all of them,
+# and so do the processes it starts (notebook kernels, nbval runs): OpenMP threads that outnumber the cores spin-wait
+# for each other, which made one subprocess test six times slower.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    _SHARE = max(1, _CPUS // _WORKERS)
+    torch.set_num_threads(_SHARE)
+    os.environ.setdefault("OMP_NUM_THREADS", str(_SHARE))
+
 # PASS_REF_TEST_DEVICE=cuda runs the tiny-model tests on a GPU (tools/gpu_check.py does).
 TEST_DEVICE = os.environ.get("PASS_REF_TEST_DEVICE", "cpu")
 PROMPTS = [[1, 2, 3], [5, 6, 7, 8, 9], [0], [7, 7, 1, 2, 30, 11]]

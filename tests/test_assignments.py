@@ -204,29 +204,26 @@ def test_there_are_enough_assignments_on_pass():
 
 @pytest.mark.slow
 def test_grade_cli_scores_a_right_and_a_wrong_submission(tmp_path, capsys):
-    """`python -m pass_ref grade` runs notebooks headless: the solutions score full marks; the stubs, the stubs with a
-    cell that prints every PASS line, and the stubs with a delegated answer score 0."""
+    """`python -m pass_ref grade` runs notebooks headless: the solutions score full marks; the stubs with a cell that
+    prints every PASS line and a delegated answer score 0 (forged output earns nothing, delegation is named)."""
     import json
     import shutil
 
     from pass_ref.cli import main
     from pass_ref.experiments.results_doc import ROOT
 
-    notebooks = (("right.ipynb", "notebooks/solutions/07_assignments_solutions.ipynb"), ("stubs.ipynb", "notebooks/07_assignments.ipynb"))
-    for name, source in notebooks:
-        shutil.copy(ROOT / source, tmp_path / name)
+    shutil.copy(ROOT / "notebooks/solutions/07_assignments_solutions.ipynb", tmp_path / "right.ipynb")
     handout = json.loads((ROOT / "notebooks/07_assignments.ipynb").read_text())
     titles = [grader(stub, verbose=False).assignment for grader, _, _ in A.ASSIGNMENTS.values()]
-    extra = {"forged.ipynb": "".join(f"print('PASS            {t}: 60 random cases')\n" for t in titles),
-             "delegated.ipynb": "import pass_ref\nresidual = pass_ref.residual_distribution"}
-    for name, source in extra.items():
-        cell = {"cell_type": "code", "execution_count": None, "id": "extra", "metadata": {}, "outputs": [], "source": source}
-        (tmp_path / name).write_text(json.dumps(dict(handout, cells=handout["cells"] + [cell])))
+    forged = "".join(f"print('PASS            {t}: 60 random cases')\n" for t in titles)
+    delegated = "import pass_ref\nresidual = pass_ref.residual_distribution"
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"extra{i}", "metadata": {}, "outputs": [], "source": source}
+             for i, source in enumerate((forged, delegated))]
+    (tmp_path / "forged.ipynb").write_text(json.dumps(dict(handout, cells=handout["cells"] + cells)))
     assert main(["grade", str(tmp_path), "--timeout", "300", "--jobs", "2"]) == 0
     table = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:] if line.startswith("|")}
     total = len(A.ASSIGNMENTS)
     assert rows["right.ipynb"].rstrip(" |").endswith(f"{total} / {total}") and "FAIL" not in rows["right.ipynb"]
-    for name in ("stubs.ipynb", "forged.ipynb", "delegated.ipynb"):
-        assert rows[name].rstrip(" |").endswith(f"0 / {total}"), rows[name]
-    assert "FAIL" in rows["delegated.ipynb"] and "residual is (or carries) the package's pass_ref.verify.residual_distribution" in table
+    assert rows["forged.ipynb"].rstrip(" |").endswith(f"0 / {total}"), rows["forged.ipynb"]
+    assert "FAIL" in rows["forged.ipynb"] and "residual is (or carries) the package's pass_ref.verify.residual_distribution" in table

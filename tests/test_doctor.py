@@ -134,6 +134,7 @@ def test_results_doc_names_the_doctors_model_and_its_command(tiny_model, tmp_pat
 
 
 @needs_compiler
+@pytest.mark.compile
 def test_compiled_doctor_times_its_one_token_graph_both_ways(monkeypatch):
     """``doctor --compiled`` on a tiny model: the compiled curve comes from the one-token graph it chose, and says which."""
     from pass_ref.experiments.doctor import run_doctor

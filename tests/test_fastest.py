@@ -82,6 +82,7 @@ class _Tokenizer:
 
 
 @needs_compiler
+@pytest.mark.compile
 def test_tiny_end_to_end(monkeypatch, tmp_path):
     """Every setup runs on a tiny float32 model (the static path compiled, transformers' recipe too) and writes its files."""
     model = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)

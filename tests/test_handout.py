@@ -9,7 +9,7 @@ import pytest
 
 from pass_ref.experiments.results_doc import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("handout")]  # one worker builds dist/ at a time
 
 
 @pytest.fixture(scope="module")

@@ -147,6 +147,7 @@ def test_compiled_path_gives_the_eager_float32_tokens():
 
 
 @needs_compiler
+@pytest.mark.compile
 def test_compiled_calls_run_packed_weights_of_their_own_model():
     """Freezing is real (the compiled call runs prepacked matmuls, not plain ones), and two models of the same shapes
     compiled in one process each run on their own weights: a frozen graph holds its model's weights as constants."""
@@ -164,6 +165,7 @@ def test_compiled_calls_run_packed_weights_of_their_own_model():
 
 
 @needs_compiler
+@pytest.mark.compile
 def test_autotuned_graphs_are_tuned_and_exact():
     """``autotune=True``: compiling a size benchmarks candidate kernels for its matmuls (inductor's autotuning
     counter moves; without it, it does not), and decoding still returns eager float32's greedy tokens. (One size
@@ -194,6 +196,7 @@ def ops_of_call(fast, size: int) -> set[str]:
 
 
 @needs_compiler
+@pytest.mark.compile
 def test_freezing_is_chosen_per_size():
     """``freeze=(5,)``: the size-5 graph runs prepacked matmuls, the size-1 graph plain ones; tokens stay eager's.
     ``use_freezing`` swaps a size's graph, and ``choose_freezing`` keeps one variant per size, the other dropped."""

@@ -18,7 +18,6 @@ back.
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -47,9 +46,11 @@ def weight_bytes(model) -> int:
 
 
 def memory_bandwidth(device="cpu", *, megabytes: int = 512, repeats: int = 7) -> float:
-    """Median bytes per second of a ``megabytes``-MB tensor copy on ``device`` (read + write counted).
+    """Bytes per second of the fastest of ``repeats`` ``megabytes``-MB tensor copies on ``device`` (read + write counted).
 
     The tensor is far larger than any cache, so the figure is the memory's, not a cache's.
+    The fastest copy, not the median: the figure feeds a lower bound, and a copy slowed by
+    another process on a shared machine says nothing about the memory.
     """
     if megabytes < 1 or repeats < 1:
         raise ValueError("megabytes and repeats must be >= 1")
@@ -66,7 +67,7 @@ def memory_bandwidth(device="cpu", *, megabytes: int = 512, repeats: int = 7) ->
         dst.copy_(src)
         sync()
         seconds.append(time.perf_counter() - start)
-    return 2 * src.numel() * src.element_size() / statistics.median(seconds)
+    return 2 * src.numel() * src.element_size() / min(seconds)
 
 
 def streaming_bound(num_bytes: int, bandwidth: float) -> float:
