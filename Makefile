@@ -102,8 +102,10 @@ test-unit: $(STAMP)
 test-compile: $(STAMP)
 	$(PY) -m pytest -m compile tests
 
+# One notebook per worker, in order (loadfile); each kernel takes one thread so that kernels never outnumber the cores.
 test-notebooks: $(STAMP)
-	CI=$${CI:-true} $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider $(NOTEBOOKS)
+	CI=$${CI:-true} OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest --nbval --nbval-current-env \
+	  --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider -n auto --dist loadfile $(NOTEBOOKS)
 
 $(LAB_STAMP): $(STAMP) requirements-lab.txt
 	$(PIP) install -r requirements-lab.txt
