@@ -702,6 +702,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError, MemoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

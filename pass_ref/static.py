@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import types
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -58,6 +59,8 @@ DTYPES = {"cpu": (torch.float32, torch.bfloat16, torch.float64), "cuda": (torch.
 MAX_SIZES = 8  # each size is compiled on its own, about half a minute apiece on a laptop CPU
 MAX_PREFILL_SIZES = 4  # prompt buckets: each is compiled on its own too, and a large one takes minutes
 AUTOTUNE_BACKENDS = {"cpu": "CPP,ATEN", "cuda": "TRITON,ATEN"}  # the GEMM kernels autotuning chooses from
+FROZEN_OVERHEAD = 1.25  # memory a compilation takes over its frozen copies' bytes: SmolLM2 float32 grew 1.41x them with
+# 2 frozen sizes and 1.22x with 3 (process RSS); a Qwen run estimated at 20.4 GB was killed above 24 GB
 
 
 def _own_code(method, tag: str = ""):
@@ -120,6 +123,61 @@ def _check_sizes(sizes: Sequence[int], max_cache_len: int, *, name: str = "sizes
     return sizes
 
 
+def frozen_weight_bytes(model, *, sizes: Sequence[int], freeze: bool | Sequence[int] = True, prefill_sizes: Sequence[int] = (),
+                        dtype: torch.dtype | None = None) -> int:
+    """Bytes the compiled graphs of ``static_model(model, sizes=, freeze=, prefill_sizes=)`` hold beyond the model itself.
+
+    A frozen graph keeps its own prepacked copy of every weight it reads: the decoder's and the
+    LM head's for each size in ``freeze``, the decoder's for each prefill size (always frozen).
+    The input embedding table is read outside the graphs and never copied; a plain-weight graph
+    reads the model's tensors and adds nothing. ``dtype``: count as if the model were cast to it.
+    (Qwen2.5-Coder-0.5B in float32 with 5 frozen sizes and 2 prefill sizes: 12.7 GB.) Compiling takes
+    more than the copies: the checks below ask for ``FROZEN_OVERHEAD`` times this.
+    """
+    frozen = _check_freeze(freeze, tuple(sorted(set(sizes))))
+    table = model.get_input_embeddings().weight
+
+    def numel(tensors, skip=()) -> int:  # each storage once (tied weights)
+        seen, total = set(skip), 0
+        for t in tensors:
+            if (key := t.untyped_storage().data_ptr()) not in seen:
+                seen.add(key)
+                total += t.numel()
+        return total
+
+    decoder = model.get_decoder()
+    body = numel([*decoder.parameters(), *decoder.buffers()], skip={table.untyped_storage().data_ptr()})
+    head = numel(model.get_output_embeddings().parameters())
+    itemsize = (dtype or table.dtype).itemsize
+    return itemsize * (len(frozen) * (body + head) + len(set(prefill_sizes)) * body)
+
+
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Bytes still free on ``device``: a CUDA device's free memory; on Linux the kernel's MemAvailable,
+    capped by the container's memory limit (cgroup v2) when there is one. None where unknown."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    free = None
+    try:
+        with open("/proc/meminfo") as f:
+            free = next((int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")), None)
+        limit, used = (Path("/sys/fs/cgroup", name).read_text().strip() for name in ("memory.max", "memory.current"))
+        if limit != "max" and free is not None:
+            free = min(free, int(limit) - int(used))
+    except (OSError, ValueError):
+        pass
+    return free
+
+
+def check_memory(needed: int, device: torch.device | str, what: str, hint: str) -> None:
+    """Raise a ``MemoryError`` naming ``what`` and ``hint`` if ``needed`` bytes exceed ``available_memory(device)``
+    (before minutes of compilation end in the kernel's out-of-memory kill); nothing where that is unknown."""
+    free = available_memory(device)
+    if free is not None and needed > free:
+        raise MemoryError(f"{what} needs about {needed / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is free on {device}: {hint}")
+
+
 class StaticDecoding:
     """A model's static KV cache and its compiled calls (one per size); see the module docstring.
 
@@ -153,6 +211,11 @@ class StaticDecoding:
         self.prefill_sizes = _check_sizes(prefill_sizes, max_cache_len, name="prefill_sizes", most=MAX_PREFILL_SIZES, empty=True)
         frozen = _check_freeze(freeze, self.sizes)
         self.frozen = frozen if compile else frozenset()
+        if compile:
+            check_memory(int(FROZEN_OVERHEAD * frozen_weight_bytes(model, sizes=self.sizes, freeze=sorted(frozen),
+                                                                   prefill_sizes=self.prefill_sizes)), self.device,
+                         f"compiling {len(frozen)} frozen sizes and {len(self.prefill_sizes)} prefill sizes (a copy of the weights each)",
+                         "freeze fewer sizes (freeze=[...] or False) or compile fewer prefill sizes")
         self.dtype = model.get_input_embeddings().weight.dtype
         self.cache = _StaticCache(config=model.config, max_cache_len=max_cache_len)
         self.owner: StaticCachedModel | None = None
@@ -402,6 +465,8 @@ def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int
             hold prepacked weights); a plain-weight graph reads the model's tensors and loads
             from that cache in later processes. Which runs faster depends on the CPU and the
             call size (``docs/architecture.md``): ``latency.choose_freezing`` times both.
+            Each frozen graph (prefill graphs too) holds its own copy of the weights it reads
+            (``frozen_weight_bytes``): a ``MemoryError`` before compiling if they cannot fit.
         autotune: time each matmul at compile time as ATen's kernel and as inductor's
             generated one (C++ template on CPU, Triton on GPU) and keep the faster. On a CPU
             without bfloat16 instructions it halved bfloat16 calls of 5 tokens and cut one-token

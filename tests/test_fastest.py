@@ -155,6 +155,25 @@ def test_compiled_note_reads_old_and_new_reports():
             fastest.fastest_decoding("tiny", dtypes=["float32"], autotune=autotune, compiled=compiled)
 
 
+def test_setups_that_cannot_fit_are_refused_before_the_first_compile(monkeypatch):
+    """Every setup stays loaded to the end: their frozen graphs and the other dtypes' models are counted up front."""
+    import pass_ref.static as static
+
+    model = pass_ref.tiny_llama(vocab_size=32, hidden_size=32, num_layers=2, seed=0, dtype=torch.float32)
+    monkeypatch.setattr(pass_ref.models, "load_model", lambda name, dtype: (model, _Tokenizer()))
+    params = sum(p.numel() for p in model.parameters())
+    one = static.frozen_weight_bytes(model, sizes=(1,))  # a decode graph of float32 weights
+    sizes = fastest.static_sizes(["ar", "pass"], 4, "auto", pass_lookahead="auto")
+    assert sizes == (1, 2, 3, 4, 5)
+    copies = static.frozen_weight_bytes(model, sizes=sizes, prefill_sizes=[16])  # float32, then bfloat16's half
+    assert fastest.setups_bytes(model, ["float32", "bfloat16"], sizes, True, [16]) == (
+        int(static.FROZEN_OVERHEAD * copies) + int(static.FROZEN_OVERHEAD * copies // 2) + params * 2)
+    assert fastest.setups_bytes(model, ["float32"], sizes, [1], []) == int(static.FROZEN_OVERHEAD * one)
+    monkeypatch.setattr(static, "available_memory", lambda device: one)
+    with pytest.raises(MemoryError, match="run one dtype per process"):
+        fastest.fastest_decoding("tiny", methods=["ar", "pass"], dtypes=["float32", "bfloat16"], progress=False)
+
+
 def test_prediction_uses_the_timings_that_bracket_the_run():
     """prefill + t(size) of every later call; t from the run's bracket (median) where it has one, else the round's probe."""
     from pass_ref.experiments.latency import LatencyCurve

@@ -5,6 +5,7 @@ import time
 
 import pytest
 import torch
+import transformers
 from conftest import PROMPTS, drafter_for, needs_compiler
 from conftest import random_lookahead as lookahead
 from test_decoding import deep_lookahead
@@ -280,6 +281,39 @@ def test_bad_input_is_refused(tiny_model):
     fast = static_copy(tiny_model, max_cache_len=24)
     with pytest.raises(ValueError, match="static cache.s max_cache_len of 24"):
         autoregressive_generate(fast, PROMPTS[0], max_new_tokens=30)
+
+
+def test_frozen_graphs_count_a_copy_of_the_weights_each(tiny_model):
+    """Decoder and head per frozen size, the decoder per prefill size, never the untied input table; plain graphs add nothing."""
+    from pass_ref.experiments.bandwidth import weight_bytes
+    from pass_ref.static import frozen_weight_bytes
+
+    one = weight_bytes(tiny_model)  # decoder + head: what one frozen decode graph holds (the tiny model's table is untied)
+    head = tiny_model.lm_head.weight.numel() * 8
+    assert frozen_weight_bytes(tiny_model, sizes=(1, 5), freeze=True) == 2 * one
+    assert frozen_weight_bytes(tiny_model, sizes=(1, 5), freeze=(5,), prefill_sizes=(16, 32)) == one + 2 * (one - head)
+    assert frozen_weight_bytes(tiny_model, sizes=(1, 5), freeze=False) == 0
+    assert frozen_weight_bytes(tiny_model, sizes=(1, 5), dtype=torch.bfloat16) == 2 * one // 4
+    config = transformers.LlamaConfig(vocab_size=50, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                      num_key_value_heads=2, tie_word_embeddings=True)
+    tied = transformers.LlamaForCausalLM(config)  # the table is the head: a decode graph holds it, a prefill graph does not
+    table = tied.get_input_embeddings().weight.numel() * 4
+    assert frozen_weight_bytes(tied, sizes=(1,), prefill_sizes=(8,)) == 2 * weight_bytes(tied) - table
+    with pytest.raises(ValueError, match="freeze must be"):
+        frozen_weight_bytes(tiny_model, sizes=(1,), freeze=(3,))
+
+
+def test_frozen_graphs_that_cannot_fit_are_refused_before_compiling(tiny_model, monkeypatch):
+    """A clear MemoryError up front instead of the kernel's out-of-memory kill after minutes of compilation."""
+    import pass_ref.static as static
+
+    free = static.available_memory("cpu")
+    assert free is None or free > 0
+    monkeypatch.setattr(static, "available_memory", lambda device: 1000)  # bytes: less than one copy of the tiny model
+    with pytest.raises(MemoryError, match="2 frozen sizes and 1 prefill sizes.*freeze fewer sizes"):
+        static_model(tiny_model, sizes=(1, 5), max_cache_len=96, prefill_sizes=(16,), progress=False)
+    static.check_memory(1000, "cpu", "what", "hint")  # what fits passes
+    static_copy(tiny_model)  # uncompiled: no frozen graph, nothing to refuse
 
 
 def test_latency_probe_times_the_static_sizes_asked_for(tiny_model, static_tiny):

@@ -376,6 +376,7 @@ def run_doctor(
             setup = f"{name} compiled"
             freezing[setup] = choose_freezing(fast, (1,), context=128, progress=progress)  # the one-token call: frozen or plain weights
             curves[setup] = measure_static_latency(fast, context=128, repeats=repeats)
+            del fast  # its frozen graphs hold copies of the weights: free them before the next dtype compiles
         del model
     return DoctorReport(machine_features(device), curves, runs, L, time.perf_counter() - start, bandwidth, weights,
                         lookahead.measured_acceptance(L), str(model_name or DEFAULT_MODEL_LABEL), freezing,

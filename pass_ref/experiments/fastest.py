@@ -302,6 +302,17 @@ class _Setup:
         return 1000 * seconds / max(record["new_tokens"], 1)
 
 
+def setups_bytes(model, dtypes: Sequence[str], sizes: Sequence[int], freeze, prefill_sizes: Sequence[int]) -> int:
+    """Bytes the compiled setups of ``dtypes`` add once ``model`` (one of them) is loaded: each dtype's frozen graphs
+    (``static.frozen_weight_bytes`` times ``FROZEN_OVERHEAD``, for the compilation) and the other dtypes' models."""
+    from ..static import FROZEN_OVERHEAD, frozen_weight_bytes
+
+    own = model.get_input_embeddings().weight.dtype
+    params = sum(p.numel() for p in model.parameters())
+    return sum(int(FROZEN_OVERHEAD * frozen_weight_bytes(model, sizes=sizes, freeze=freeze, prefill_sizes=prefill_sizes, dtype=DTYPES[d]))
+               + (0 if DTYPES[d] == own else params * DTYPES[d].itemsize) for d in dtypes)
+
+
 def fastest_decoding(
     name_or_path=None,
     *,
@@ -359,7 +370,7 @@ def fastest_decoding(
     and ``records.jsonl`` (one run per line, written as they come).
     """
     from ..models import load_model
-    from ..static import static_model
+    from ..static import check_memory, static_model
     from ..trained import load_lookahead
     from ..training.corpora import heldout_prompts
     from .bench_setup import task_prompts
@@ -380,6 +391,10 @@ def fastest_decoding(
     jobs, setups, compile_seconds, prompt_ids, choice_curves, freezing = [], {}, {}, None, {}, {}
     for dtype in dtypes:
         model, tokenizer = load_model(name_or_path, dtype=DTYPES[dtype])
+        if compiled and dtype == dtypes[0]:  # every setup stays loaded to the end: refuse now, not after the first compile
+            check_memory(setups_bytes(model, dtypes, sizes, True if freeze == "auto" else freeze, prefill_sizes), model.device,
+                         f"the compiled setups of {', '.join(dtypes)} (their frozen graphs and the other dtypes' models)",
+                         "run one dtype per process (--dtypes), freeze fewer sizes (--freeze) or drop --prefill-sizes")
         prompt_ids = prompt_ids or task_prompts(tokenizer, "humaneval", prompts)
         if calibration == "heldout":  # a prompt that is never benchmarked
             calibration = heldout_prompts(tokenizer, domain, 1, seed=CALIBRATION_SEED)[0].tolist()
