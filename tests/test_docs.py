@@ -1,5 +1,6 @@
 """The documentation is generated where it can be, and self-contained: what a clone has is what it names."""
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -41,6 +42,28 @@ def test_readme_is_short_and_its_headline_generated():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) <= 200
     assert readme == readme_with_headline(readme), "run `make results-doc`"
+
+
+def test_headline_names_each_runs_size_when_they_differ(tmp_path):
+    """One footer for runs of one size; a run of another size says its own in its row."""
+    from pass_ref.experiments.results_doc import fastest_headline
+
+    def run(name, tokens):
+        plain = {"method": "ar", "label": "autoregressive", "setup": "bfloat16 compiled", "ms_per_token": 80.0, "fastest_plain": True,
+                 "speedup_vs_fastest": 1.0, "recipe": None, "tokens_per_call": 1.0}
+        pass_row = {**plain, "method": "pass", "label": "PaSS (two calls)", "fastest_plain": False, "speedup_vs_fastest": 1.1,
+                    "recipe": "paper", "tokens_per_call": 1.3}
+        path = tmp_path / name / "results.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps({"summary": [plain, pass_row], "config": {"model": name, "prompts": 4, "max_new_tokens": tokens,
+                                                                               "dtypes": ["bfloat16"], "device": "cpu", "threads": 2}}))
+        return path
+
+    same = fastest_headline([run("a", 64), run("b", 64)])
+    assert "Greedy, 4 HumanEval prompts × 64 tokens," in same and "prompts × 64 tokens)" not in same
+    mixed = fastest_headline([tmp_path / "a" / "results.json", run("c", 256)])
+    assert "(bfloat16, 4 prompts × 64 tokens)" in mixed and "(bfloat16, 4 prompts × 256 tokens)" in mixed
+    assert "× 64 tokens," not in mixed and "the dtypes, prompts and tokens in the first column" in mixed
 
 
 def test_no_reference_to_files_a_clone_lacks(texts):

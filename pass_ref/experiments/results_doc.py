@@ -475,8 +475,9 @@ def fastest_headline(paths: list[Path]) -> str:
     methods = {"pass": "PaSS (two calls)", "pass-fused": "PaSS (one call)", "hybrid": "hybrid (PaSS + prompt lookup)"}
     lines = ["| model · machine | fastest plain decoding | " + " | ".join(f"best {m}: × the fastest" for m in methods.values()) + " |",
              "|---|---|" + "---|" * len(methods)]
-    for path in paths:
-        data = _load(path)
+    runs = [_load(path) for path in paths]
+    sizes = {(d["config"]["prompts"], d["config"]["max_new_tokens"]) for d in runs}
+    for data in runs:
         rows, c = data["summary"], data["config"]
         plain = next(r for r in rows if r["fastest_plain"])
         cells = []
@@ -488,10 +489,12 @@ def fastest_headline(paths: list[Path]) -> str:
                          + f" ({best['setup']}, {best['recipe']} set{groups}, {best['tokens_per_call']:.2f} tokens/call)")
         fastest = f"{plain['label']}, {plain['setup']}: {plain['ms_per_token']:.1f} ms/token"
         dtypes = " and ".join(c.get("dtypes", ["float32", "bfloat16"]))
-        lines.append(f"| {c['model']} · {_machine(c)} ({dtypes}) | {fastest} | " + " | ".join(cells) + " |")
-    c = _load(paths[0])["config"]
-    lines += ["", f"Greedy, {c['prompts']} HumanEval prompts × {c['max_new_tokens']} tokens, every configuration in one run per machine "
-              "(the dtypes in the first column; eager, HF's static-cache recipe compiled, our compiled static path); × is the median of "
+        size = "" if len(sizes) == 1 else f", {c['prompts']} prompts × {c['max_new_tokens']} tokens"
+        lines.append(f"| {c['model']} · {_machine(c)} ({dtypes}{size}) | {fastest} | " + " | ".join(cells) + " |")
+    single = len(sizes) == 1
+    what = "{} HumanEval prompts × {} tokens".format(*sizes.pop()) if single else "HumanEval prompts"
+    lines += ["", f"Greedy, {what}, every configuration in one run (the dtypes{'' if single else ', prompts and tokens'} "
+              "in the first column; eager, HF's static-cache recipe compiled, our compiled static path); × is the median of "
               "paired per-prompt ratios against the fastest plain decoding measured in that run. Machines differ: "
               "`make fastest` measures yours. Every row and command: `docs/RESULTS.md`."]
     return "\n".join(lines)
