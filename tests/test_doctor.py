@@ -47,7 +47,8 @@ def test_call_sizes_and_recommendation(tiny_model):
     assert "| bfloat16 | {0, 1, 2, 3} | 1.75 | 1.38 |" in report.format()
     assert report.lookahead_choices()["bfloat16"]["num_lookahead"] == 3  # flat: all L
     assert report.lookahead_choices()["float32"] == {"num_lookahead": 1, "predicted": pytest.approx(2.5 / 4),  # steep: one
-                                                     "every": pytest.approx(2.75 / 8), "ms_per_token": pytest.approx(16.0)}
+                                                     "every": pytest.approx(2.75 / 8), "ms_per_token": pytest.approx(16.0),
+                                                     "interpolated": False}
     assert "| float32 | 1 of 3 | 0.62 | 0.34 |" in report.format()
 
 
@@ -63,6 +64,25 @@ def test_doctor_names_a_shorter_draft_when_it_is_predicted_fastest(tiny_model):
     report.acceptance = [0.9, 0.9, 0.9]
     report.curves["float32"] = curve([1.0] * 4 + [float(n) for n in range(5, 41)], "float32")  # L + 1 inputs cost one: read all
     assert "reading only" not in " ".join(report.verdict())
+
+
+def test_doctor_chooses_fewer_lookahead_tokens_on_a_compiled_curve(tiny_model):
+    """The compiled curve has the doctor's sizes (1, L + 1, ...) only; K < L is still a candidate there, its
+    t(K + 1) interpolated (fastest compiles it). Control: the same points as an eager curve offer only K = L."""
+    la = pass_ref.LookaheadEmbeddings.from_random(tiny_model, 3, seed=0)
+    runs = record_calls(method_table(tiny_model, la, 3, lookup_tokens=4), [torch.tensor([[1, 2, 3, 1, 2]])], 12)
+    points = dict(new_tokens=[1, 4, 7, 10], seconds=[0.010, 0.016, 0.022, 0.028], context=8, repeats=1, device="cpu", model="x")
+    compiled = LatencyCurve(**points, dtype="float32", padded=True)
+    report = DoctorReport(machine_features(), {"float32 compiled": compiled}, runs, 3, 1.0, acceptance=[0.9, 0.1, 0.0])
+    choice = report.lookahead_choices()["float32 compiled"]
+    # K = 1: two calls of 2 inputs (t(2) = 12 ms on the line) for 2 + 0.9 tokens; K = 3: two calls of 4 (16 ms) for 3.
+    assert choice == {"num_lookahead": 1, "predicted": pytest.approx(2.9 / 2.4), "every": pytest.approx(3.0 / 3.2),
+                      "ms_per_token": pytest.approx(10 / (2.9 / 2.4)), "interpolated": True}
+    assert "interpolated between the sizes compiled here" in report.format()
+    assert "reading only [LA]_1..1 of the set's 3 in float32 compiled" in " ".join(report.verdict())
+    report.curves = {"float32": LatencyCurve(**points, dtype="float32")}  # unpadded with the same points: only K = 3 measured
+    unpadded = report.lookahead_choices()["float32"]
+    assert unpadded["num_lookahead"] == 3 and not unpadded["interpolated"]
 
 
 @pytest.mark.slow

@@ -70,6 +70,19 @@ def test_interpolation_and_call_accounting():
         predicted_speedup_from_calls(c, [], 3)
 
 
+def test_interpolated_curve_keeps_the_measured_points_and_draws_lines_between():
+    """A padded (compiled) curve answers t(n) with its padded size; ``interpolated`` gives the line instead."""
+    c = LatencyCurve(new_tokens=[1, 5, 9], seconds=[1.0, 3.0, 3.4], context=8, repeats=3, device="cpu", dtype="f", model="x",
+                     samples=[[1.0], [3.0], [3.4]], padded=True)
+    assert c.at(2) == 3.0  # padded to 5
+    line = c.interpolated(range(1, 6))
+    assert line.new_tokens == [1, 2, 3, 4, 5, 9] and not line.padded and line.samples == []
+    assert line.seconds == pytest.approx([1.0, 1.5, 2.0, 2.5, 3.0, 3.4]) and line.context == 8 and line.repeats == 3
+    assert c.padded and c.new_tokens == [1, 5, 9]  # the original is left alone
+    with pytest.raises(ValueError):
+        c.interpolated([0, 2])
+
+
 def test_fused_prediction_matches_a_simulation():
     """The two-state closed form equals a Monte Carlo run of the one-call loop's call sizes."""
     import random

@@ -23,7 +23,9 @@ With ``compiled=True`` (``doctor --compiled``) it also measures t(n) on the comp
 static path (``pass_ref.static_model``) at the sizes the methods call with, so every
 method is predicted eager and compiled; compilation takes about a minute per size. The
 one-token call runs whichever of its frozen (prepacked) and plain-weight graphs was timed
-faster here (``latency.choose_freezing``; the report says which).
+faster here (``latency.choose_freezing``; the report says which). How many look-ahead tokens
+two-call PaSS should read (``lookahead_choices``) is predicted there too, t(K + 1) interpolated
+between the compiled sizes.
 """
 
 from __future__ import annotations
@@ -163,16 +165,21 @@ class DoctorReport:
     def lookahead_choices(self) -> dict[str, dict]:
         """Per setup: how many of the set's L look-ahead tokens two-call PaSS should read (``best_num_lookahead``).
 
-        Predicted from the set's measured acceptance and that setup's t(n) (only the K whose
-        call K + 1 the curve measured); ``ms_per_token`` is t(1) over the predicted speed-up."""
+        Predicted from the set's measured acceptance and that setup's t(n); ``ms_per_token`` is
+        t(1) over the predicted speed-up. The compiled curve has the sizes the doctor compiled
+        (1, L + 1, ...), and ``fastest`` compiles every K + 1 when it chooses K, so there t(K + 1)
+        is interpolated between the measured sizes (``interpolated``: True).
+        """
         if not self.acceptance:
             return {}
         out = {}
         for setup, curve in self.curves.items():
             if self.L + 1 in curve.new_tokens:
+                if curve.padded:
+                    curve = curve.interpolated(range(1, self.L + 2))
                 choice = best_num_lookahead(curve, self.acceptance[: self.L])
                 out[setup] = {"num_lookahead": choice.num_lookahead, "predicted": choice.predicted, "every": choice.every,
-                              "ms_per_token": 1e3 * curve.t(1) / choice.predicted}
+                              "ms_per_token": 1e3 * curve.t(1) / choice.predicted, "interpolated": self.curves[setup].padded}
         return out
 
     def streaming(self) -> list[dict]:
@@ -295,7 +302,10 @@ class DoctorReport:
         if any(c["num_lookahead"] < self.L for c in self.lookahead_choices().values()):
             lines += ["", "## Two-call PaSS: how many look-ahead tokens to read", "",
                       "The first K vectors of a set draft what they draft in the whole set; fewer inputs make each call "
-                      "cheaper where every input costs time.", "",
+                      "cheaper where every input costs time."
+                      + (" On a compiled setup t(K + 1) is interpolated between the sizes compiled here "
+                         "(`python -m pass_ref fastest` compiles each K + 1 it needs)."
+                         if any(c["interpolated"] for c in self.lookahead_choices().values()) else ""), "",
                       "| setup | K | predicted × AR | all L, predicted × AR |", "|---|---|---|---|"]
             for setup, c in self.lookahead_choices().items():
                 lines.append(f"| {setup} | {c['num_lookahead']} of {self.L} | {c['predicted']:.2f} | {c['every']:.2f} |")
