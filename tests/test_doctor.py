@@ -66,9 +66,13 @@ def test_doctor_names_a_shorter_draft_when_it_is_predicted_fastest(tiny_model):
     assert "reading only" not in " ".join(report.verdict())
 
 
-def test_doctor_chooses_fewer_lookahead_tokens_on_a_compiled_curve(tiny_model):
+def test_doctor_chooses_fewer_lookahead_tokens_on_a_compiled_curve(tiny_model, tmp_path):
     """The compiled curve has the doctor's sizes (1, L + 1, ...) only; K < L is still a candidate there, its
-    t(K + 1) interpolated (fastest compiles it). Control: the same points as an eager curve offer only K = L."""
+    t(K + 1) interpolated (fastest compiles it), and docs/RESULTS.md says so. Control: the same points as an
+    eager curve offer only K = L, and RESULTS then has no such line."""
+    from pass_ref.experiments.doctor import save_report
+    from pass_ref.experiments.results_doc import doctor_section
+
     la = pass_ref.LookaheadEmbeddings.from_random(tiny_model, 3, seed=0)
     runs = record_calls(method_table(tiny_model, la, 3, lookup_tokens=4), [torch.tensor([[1, 2, 3, 1, 2]])], 12)
     points = dict(new_tokens=[1, 4, 7, 10], seconds=[0.010, 0.016, 0.022, 0.028], context=8, repeats=1, device="cpu", model="x")
@@ -80,9 +84,16 @@ def test_doctor_chooses_fewer_lookahead_tokens_on_a_compiled_curve(tiny_model):
                       "ms_per_token": pytest.approx(10 / (2.9 / 2.4)), "interpolated": True}
     assert "interpolated between the sizes compiled here" in report.format()
     assert "reading only [LA]_1..1 of the set's 3 in float32 compiled" in " ".join(report.verdict())
+    (tmp_path / "doctor").mkdir()
+    save_report(report, tmp_path / "doctor" / "a.json")
+    said = "\n".join(doctor_section(tmp_path))
+    assert ("look-ahead tokens (predicted × AR from the set's stored acceptance, K against all L; compiled t(K + 1) interpolated "
+            "between the compiled sizes): float32 compiled: K = 1, 1.21× against 0.94×.") in said
     report.curves = {"float32": LatencyCurve(**points, dtype="float32")}  # unpadded with the same points: only K = 3 measured
     unpadded = report.lookahead_choices()["float32"]
     assert unpadded["num_lookahead"] == 3 and not unpadded["interpolated"]
+    save_report(report, tmp_path / "doctor" / "a.json")
+    assert "look-ahead tokens (" not in "\n".join(doctor_section(tmp_path))
 
 
 @pytest.mark.slow

@@ -447,6 +447,14 @@ def doctor_section(results: Path) -> list[str]:
                 f"| {r['method']} | {r['L'] if r['L'] is not None else '–'} | {r['dtype']} | {r['tokens_per_call']:.2f} | "
                 f"{r['predicted_speedup']:.2f} | {r['ms_per_token']:.1f} |"
             )
+        choices = data.get("lookahead_choices") or {}
+        if any(c["num_lookahead"] < data["L"] for c in choices.values()):
+            how = "predicted × AR from the set's stored acceptance, K against all L"
+            if any(c.get("interpolated") for c in choices.values()):
+                how += "; compiled t(K + 1) interpolated between the compiled sizes"
+            lines += ["", f"Two-call PaSS reading only the first K of the set's L look-ahead tokens ({how}): "
+                      + "; ".join(f"{setup}: K = {c['num_lookahead']}, {c['predicted']:.2f}× against {c['every']:.2f}×"
+                                  for setup, c in choices.items()) + "."]
         best = data["recommendation"]
         env = " ".join(f"{k}={v}" for k, v in (data["machine"].get("isa_limits") or {}).items())
         said = " ".join(data["verdict"]) if "verdict" in data else f"Recommendation: {best['method']} in {best['dtype']}."
