@@ -299,15 +299,16 @@ class DoctorReport:
                       "| setup | groups A | predicted × AR | two calls, predicted × AR |", "|---|---|---|---|"]
             for setup, g in self.groups().items():
                 lines.append(f"| {setup} | {{{', '.join(map(str, g['groups']))}}} | {g['predicted']:.2f} | {g['two_call']:.2f} |")
-        if any(c["num_lookahead"] < self.L for c in self.lookahead_choices().values()):
+        choices = self.lookahead_choices()
+        if any(c["num_lookahead"] < self.L for c in choices.values()):
             lines += ["", "## Two-call PaSS: how many look-ahead tokens to read", "",
                       "The first K vectors of a set draft what they draft in the whole set; fewer inputs make each call "
                       "cheaper where every input costs time."
                       + (" On a compiled setup t(K + 1) is interpolated between the sizes compiled here "
                          "(`python -m pass_ref fastest` compiles each K + 1 it needs)."
-                         if any(c["interpolated"] for c in self.lookahead_choices().values()) else ""), "",
+                         if any(c["interpolated"] for c in choices.values()) else ""), "",
                       "| setup | K | predicted × AR | all L, predicted × AR |", "|---|---|---|---|"]
-            for setup, c in self.lookahead_choices().items():
+            for setup, c in choices.items():
                 lines.append(f"| {setup} | {c['num_lookahead']} of {self.L} | {c['predicted']:.2f} | {c['every']:.2f} |")
         plain_setup, plain_ms = self.fastest_plain()
         lines += ["", f"## Predicted ms per token and × the fastest plain decoding ({plain_setup}, {plain_ms:.1f} ms per token)", "",
