@@ -107,3 +107,17 @@ def test_table2_names_the_set_it_was_measured_with():
     staged = {"lookahead_recipe": {**recipe, "steps": 300, "prompts": "functions"}, "lookahead_stage_steps": [300, 300, 300]}
     assert _set_trained(staged).endswith("300 + 300 + 300 training steps in 3 stages, each from the previous one's vectors, "
                                          "the last on 384 self-distilled windows, their prompts ending after a function's docstring.")
+
+
+def test_machine_line_names_the_matrix_instructions():
+    """The machine line says which bfloat16 instructions the CPU has: they decide t(n), so each kind reads apart."""
+    from pass_ref.experiments.results_doc import _machine
+
+    def line(**flags):
+        base = {"avx2": True, "avx512f": False, "avx512_bf16": False, "amx_tile": False, "amx_bf16": False}
+        return _machine({"machine": {"cpu": "X", "threads": 2, "flags": {**base, **flags}}})
+
+    assert line(avx512f=True, avx512_bf16=True, amx_tile=True, amx_bf16=True) == "X, 2 threads, with AMX and AVX-512 BF16"
+    assert line(avx512f=True, avx512_bf16=True) == "X, 2 threads, with AVX-512 BF16, no AMX"
+    assert line(avx512f=True) == "X, 2 threads, AVX-512 without BF16"
+    assert line() == "X, 2 threads, AVX2 only, no AVX-512"

@@ -35,9 +35,12 @@ def _machine(config: dict) -> str:
     if "gpu" in m:
         return m["gpu"]
     flags = m.get("flags") or {}
-    bf16 = (
-        "with AVX-512 BF16" if flags.get("avx512_bf16") else ("AVX-512 without BF16" if flags.get("avx512f") else "AVX2 only, no AVX-512")
-    )
+    if flags.get("amx_bf16"):
+        bf16 = "with AMX and AVX-512 BF16"
+    elif flags.get("avx512_bf16"):
+        bf16 = "with AVX-512 BF16, no AMX"
+    else:
+        bf16 = "AVX-512 without BF16" if flags.get("avx512f") else "AVX2 only, no AVX-512"
     limits = m.get("isa_limits")
     if limits:  # the CPU's features held back: stands for a smaller CPU
         held = " ".join(f"{k}={v}" for k, v in limits.items())
