@@ -28,19 +28,20 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+# The CPU kinds of ``fastest.machine_slug`` (what decides t(n)), as the machine line words them.
+MACHINE_KINDS = {"amx": "with AMX and AVX-512 BF16", "avx512-bf16": "with AVX-512 BF16, no AMX", "avx512": "AVX-512 without BF16",
+                 "avx2": "AVX2 only, no AVX-512", "cpu": "AVX2 only, no AVX-512"}
+
+
 def _machine(config: dict) -> str:
     m = config.get("machine")
     if not m:
         return f"{config.get('device', '?')}, {config.get('threads', '?')} threads (CPU features not recorded)"
     if "gpu" in m:
         return m["gpu"]
-    flags = m.get("flags") or {}
-    if flags.get("amx_bf16"):
-        bf16 = "with AMX and AVX-512 BF16"
-    elif flags.get("avx512_bf16"):
-        bf16 = "with AVX-512 BF16, no AMX"
-    else:
-        bf16 = "AVX-512 without BF16" if flags.get("avx512f") else "AVX2 only, no AVX-512"
+    from .fastest import machine_slug
+
+    bf16 = MACHINE_KINDS[machine_slug({**m, "isa_limits": None})]  # the CPU's own kind; held-back kernels are named below
     limits = m.get("isa_limits")
     if limits:  # the CPU's features held back: stands for a smaller CPU
         held = " ".join(f"{k}={v}" for k, v in limits.items())
