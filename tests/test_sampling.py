@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from pass_ref import SamplingConfig, logits_to_probs, sample
+from pass_ref.sampling import first_argmax
 
 
 def test_greedy_is_one_hot_argmax():
@@ -36,6 +37,29 @@ def test_top_p_keeps_smallest_nucleus():
     assert torch.allclose(probs, torch.tensor([0.625, 0.375, 0, 0], dtype=torch.float64))
     probs = logits_to_probs(probs_in.log(), SamplingConfig(1.0, top_p=0.1))
     assert torch.equal(probs, torch.tensor([1.0, 0, 0, 0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("V", [7, 512, 1000, 151936])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_first_argmax_equals_argmax(V, dtype):
+    """The block-wise argmax is torch's argmax: ties go to the first index, NaN counts as the largest."""
+    g = torch.Generator().manual_seed(V)
+    x = torch.randint(-3, 3, (2, 3, V), generator=g).to(dtype)  # many ties, across blocks and in the tail
+    x[0, 1, V - 1] = 9.0  # the maximum alone in the last position (the tail when V is not a multiple of 256)
+    x[1, 0, V // 2] = x[1, 0, V - 1] = 9.0  # a tie between a block and the tail: the first wins
+    x[1, 2] = float("-inf")  # all equal: index 0
+    x[0, 2, V // 3] = float("nan")
+    x[1, 1, -1] = float("nan")
+    assert torch.equal(first_argmax(x), x.argmax(dim=-1))
+    assert torch.equal(first_argmax(x[0, 0]), x[0, 0].argmax())
+
+
+def test_greedy_probs_of_low_precision_logits_are_float32_one_hot():
+    """Greedy rows from bfloat16 logits: float32 one-hot on the same argmax as the float32 cast."""
+    logits = torch.randn(5, 49152, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    probs = logits_to_probs(logits, SamplingConfig(0.0))
+    assert probs.dtype == torch.float32
+    assert torch.equal(probs.argmax(-1), logits.float().argmax(-1)) and torch.equal(probs.sum(-1), torch.ones(5))
 
 
 def test_bfloat16_logits_become_float32_probs():
