@@ -28,8 +28,9 @@ hands the loop a ``StaticCachedModel``, which has the ``CachedModel`` verbs. The
 call (the prompt) runs eagerly at its exact size, or, with ``prefill_sizes``, padded to the
 smallest prefill size that holds it through a compiled decoder (the LM head then runs on
 the kept rows only); a call larger than the largest size runs eagerly at its exact size.
-The copy uses transformers' "eager" attention (plain matmul and softmax): PyTorch's fused
-CPU kernel is slow for one bfloat16 query.
+The copy's attention is ``pass_ref.attention``'s: the eager math (plain matmul and softmax;
+PyTorch's fused CPU kernel is slow for one bfloat16 query) with each key/value head read
+once, where transformers' eager attention copies it for every query head that shares it.
 
 Exactness: the attention sees exactly the real positions, so the logits equal the eager
 path's up to floating-point reordering (a masked softmax over ``max_cache_len`` columns
@@ -52,6 +53,7 @@ from typing import Sequence
 import torch
 from transformers import StaticCache
 
+from .attention import register as register_attention
 from .cache import CachedModel, ExtraInputs
 from .layer_inputs import DELTA_KWARG, decoder_layers, install_delta_hooks
 
@@ -484,14 +486,14 @@ def static_model(model, *, sizes: Sequence[int] = (1, 5, 16), max_cache_len: int
         progress: print a line as each size starts compiling.
     Returns:
         the copy, with ``.pass_ref_static`` (a ``StaticDecoding``: its sizes and per-size
-        call counts). Its attention is transformers' "eager" implementation
-        (plain matmul and softmax, which inductor fuses): on CPUs, PyTorch's fused attention
-        kernel is slow for a single bfloat16 query over a long cache.
+        call counts). Its attention is ``pass_ref.attention.grouped_attention``
+        (plain matmul and softmax, which inductor fuses, without copying shared key/value
+        heads): on CPUs, PyTorch's fused attention kernel is slow for a single bfloat16 query.
     """
     _check_model(model)
     shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
     fast = copy.deepcopy(model, shared)  # new modules and config, the same weight tensors
-    fast.set_attn_implementation("eager")
+    fast.set_attn_implementation(register_attention())
     fast.pass_ref_static = StaticDecoding(fast, sizes=sizes, max_cache_len=max_cache_len, compile=compile, freeze=freeze,
                                           autotune=autotune, prefill_sizes=prefill_sizes)
     if compile:

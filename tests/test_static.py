@@ -12,7 +12,7 @@ from test_decoding import deep_lookahead
 from test_distribution import CONFIGS, accept_every_draft, law_check
 
 import pass_ref
-from pass_ref import DecodingConfig, autoregressive_generate, decode, static_model
+from pass_ref import DecodingConfig, attention, autoregressive_generate, decode, static_model
 from pass_ref.cache import CachedModel, open_cache
 
 SIZES = (1, 5, 8, 16)  # a token, L + 1 (L = 4), a short lookup draft, one-call PaSS with its groups
@@ -236,7 +236,7 @@ def test_the_original_model_is_untouched_and_shares_its_weights():
     model.set_attn_implementation("sdpa")
     fast = static_copy(model)
     assert getattr(model, "pass_ref_static", None) is None and fast is not model and fast.config is not model.config
-    assert model.config._attn_implementation == "sdpa" and fast.config._attn_implementation == "eager"
+    assert model.config._attn_implementation == "sdpa" and fast.config._attn_implementation == attention.NAME
     assert all(a is b for a, b in zip(model.parameters(), fast.parameters()))
 
 
@@ -327,3 +327,36 @@ def test_latency_probe_times_the_static_sizes_asked_for(tiny_model, static_tiny)
         measure_static_latency(static_tiny, context=4, repeats=1, sizes=[3])
     with pytest.raises(ValueError, match="no static path"):
         measure_static_latency(tiny_model, context=4)
+
+
+@pytest.mark.parametrize("heads, kv_heads", [(4, 4), (4, 2), (6, 1)])
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_grouped_attention_equals_transformers_eager_attention(heads, kv_heads, n):
+    """Query heads stacked per key/value head give repeat_kv's attention (float64), with a shared or per-head mask."""
+    from transformers.models.llama.modeling_llama import eager_attention_forward
+
+    module = torch.nn.Module().eval()
+    module.num_key_value_groups = heads // kv_heads
+    g = torch.Generator().manual_seed(n)
+    q = torch.randn(2, heads, n, 8, generator=g, dtype=torch.float64)
+    k, v = (torch.randn(2, kv_heads, 11, 8, generator=g, dtype=torch.float64) for _ in range(2))
+    mask = torch.zeros(2, 1, n, 13, dtype=torch.float64)  # wider than the keys: only the first 11 columns count
+    mask[0, :, :, 6 + n :] = mask[1, :, :, 3:5] = torch.finfo(torch.float64).min
+    want, _ = eager_attention_forward(module, q, k, v, mask[..., :11], 0.3)
+    for m in (mask, mask.expand(2, heads, n, 13)):
+        got, weights = attention.grouped_attention(module, q, k, v, m, 0.3)
+        assert weights is None and got.shape == want.shape == (2, n, heads, 8)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    wrong, _ = attention.grouped_attention(module, q, k, v, torch.zeros_like(mask), 0.3)  # negative control
+    assert not torch.allclose(wrong, want)
+    with pytest.raises(ValueError, match="soft"):
+        attention.grouped_attention(module, q, k, v, mask, 0.3, softcap=30.0)
+    with pytest.raises(ValueError, match="share"):
+        attention.grouped_attention(module, q[:, :1].repeat(1, 4, 1, 1), k[:, :1].repeat(1, 3, 1, 1), v, mask, 0.3)
+
+
+def test_static_copy_plain_call_matches_the_original(tiny_model):
+    """A plain ``model(ids)`` call on the copy (transformers builds the mask) gives the original's logits."""
+    fast = static_copy(tiny_model)
+    ids = torch.tensor([PROMPTS[0]])
+    torch.testing.assert_close(fast(ids).logits, tiny_model(ids).logits, rtol=1e-9, atol=1e-9)

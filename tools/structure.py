@@ -51,6 +51,7 @@ READING_ORDER = [
     ("assets", "offline model files: the default GGUF, opt-in models"),
     ("models", "load_model, tiny_llama, truncated_draft_model"),
     ("static", "static_model: the compiled static-cache path, CachedModel's verbs on fixed-size calls"),
+    ("attention", "grouped-query attention reading each key/value head once (the static path's)"),
     ("hf", "pass_decoding: the loop inside model.generate"),
     ("viz", "highlighting and one-line summaries"),
 ]
