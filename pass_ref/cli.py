@@ -643,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument(
         "--recipe", choices=["paper", "extended"], default="extended", help="which shipped code set (the extended one drafts better)"
     )
-    doc.add_argument("--prompts", type=positive_int, default=2, help="HumanEval prompts decoded to record call sizes")
+    doc.add_argument("--prompts", type=positive_int, default=4, help="HumanEval prompts decoded to record call sizes")
     doc.add_argument("--max-new-tokens", type=positive_int, default=64)
     doc.add_argument("--repeats", type=positive_int, default=5, help="timings per n (medians)")
     doc.add_argument("--device", default="cpu")

@@ -6,7 +6,7 @@ from conftest import needs_compiler, random_lookahead
 
 import pass_ref
 from pass_ref.cli import main
-from pass_ref.experiments.doctor import DoctorReport, machine_features, method_table, record_calls
+from pass_ref.experiments.doctor import DoctorReport, MethodRun, machine_features, method_table, record_calls
 from pass_ref.experiments.latency import LatencyCurve
 
 
@@ -29,7 +29,7 @@ def test_call_sizes_and_recommendation(tiny_model):
     runs = record_calls(method_table(tiny_model, la, 3, lookup_tokens=4), prompts, 12)
     by = {r.name: r for r in runs}
     assert by["autoregressive"].call_sizes == [[5] + [1] * 11, [4] + [1] * 11]
-    assert all(len(r.call_sizes) == 2 and r.new_tokens == 24 for r in runs)
+    assert all(len(r.call_sizes) == 2 and r.new_tokens == 24 and r.tokens == [12, 12] for r in runs)
     assert by["PaSS (two calls)"].calls > by["PaSS (one call)"].calls
     flat = curve([1.0] * 40, "bfloat16")  # extra inputs are free: the method with fewest calls wins
     steep = curve([float(n) for n in range(1, 41)], "float32")  # t(n) = n t(1): autoregressive wins
@@ -50,6 +50,15 @@ def test_call_sizes_and_recommendation(tiny_model):
                                                      "every": pytest.approx(2.75 / 8), "ms_per_token": pytest.approx(16.0),
                                                      "interpolated": False}
     assert "| float32 | 1 of 3 | 0.62 | 0.34 |" in report.format()
+
+
+def test_predicted_speedup_is_the_median_over_prompts():
+    """One highly repetitive prompt does not speak for the others: the prediction is the per-prompt median."""
+    flat = curve([1.0] * 20, "bfloat16")  # every call costs t(1): the speed-up is tokens per call
+    run = MethodRun("m", 4, new_tokens=40, calls=16, tokens=[8, 8, 24],
+                    call_sizes=[[1] * 4, [1] * 8, [1] * 4])  # 2, 1 and 6 tokens per call
+    assert run.predicted_speedup(flat) == pytest.approx(2.0)  # pooled it would be 40 / 16 = 2.5
+    assert run.tokens_per_call == pytest.approx(2.5)
 
 
 def test_doctor_names_a_shorter_draft_when_it_is_predicted_fastest(tiny_model):
