@@ -123,7 +123,7 @@ def demo_speed(name, model, lookahead, ids, outputs, *, max_new_tokens: int) -> 
     runs = []
     for label, out in (("autoregressive", outputs[0]), ("PaSS (two calls)", outputs[1]), ("PaSS (one call)", one_call)):
         runs.append(MethodRun(label, None if label == "autoregressive" else 4, out.stats.new_tokens, out.stats.model_calls,
-                              [list(out.stats.call_sizes)]))
+                              [list(out.stats.call_sizes)], [out.stats.new_tokens]))
     sizes = sorted({n for run in runs for n in run.call_sizes[0][1:]} | {1})
     curves = {"float32": measure_forward_latency(model, sizes, context=128, repeats=3, warmup=1)}
     bf16, _ = load_model(name, dtype=torch.bfloat16)

@@ -59,6 +59,8 @@ def test_predicted_speedup_is_the_median_over_prompts():
                     call_sizes=[[1] * 4, [1] * 8, [1] * 4])  # 2, 1 and 6 tokens per call
     assert run.predicted_speedup(flat) == pytest.approx(2.0)  # pooled it would be 40 / 16 = 2.5
     assert run.tokens_per_call == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="every prompt"):
+        MethodRun("m", 4, new_tokens=8, calls=4, call_sizes=[[1] * 4]).predicted_speedup(flat)  # no per-prompt tokens
 
 
 def test_doctor_names_a_shorter_draft_when_it_is_predicted_fastest(tiny_model):

@@ -97,6 +97,9 @@ class MethodRun:
         """Per-token speed-up over autoregressive decoding predicted from t(n): the median over prompts of each
         prompt's prediction, as ``fastest`` reports its measured ratios (pooled, one repetitive prompt would
         speak for all)."""
+        if len(self.tokens) != len(self.call_sizes) or not self.tokens:
+            raise ValueError(f"{self.name}: need the new tokens of every prompt ({len(self.tokens)}) for its call sizes "
+                             f"({len(self.call_sizes)})")
         per_prompt = [n * curve.t(1) / predicted_seconds(curve, sizes) for n, sizes in zip(self.tokens, self.call_sizes)]
         return statistics.median(per_prompt)
 
